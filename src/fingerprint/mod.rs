@@ -1,0 +1,3 @@
+//! SQL text → fingerprint. Pure functions, no I/O.
+
+pub mod split;

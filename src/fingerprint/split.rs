@@ -1,0 +1,251 @@
+//! Splitting a simple Query string into its statements.
+//!
+//! A simple Query message may carry several statements separated by semicolons; the server
+//! runs them in order and answers each with its own CommandComplete. The relay splits the text
+//! the same way so that each answer is paired with its own statement. The split is lexical:
+//! semicolons inside string literals (all forms), quoted identifiers, dollar-quoted bodies,
+//! comments and parentheses (`CREATE RULE … DO ALSO (a; b)`) do not split. Pieces that hold
+//! nothing but white space and comments are not statements (the server skips them too).
+
+use std::ops::Range;
+
+/// The byte ranges of the statements in `sql`, white space trimmed, semicolons excluded.
+pub fn statements(sql: &[u8]) -> Statements<'_> {
+    Statements { sql, pos: 0 }
+}
+
+/// The first statement at or after byte `from`: its range, and where to look for the next one.
+pub fn next_statement(sql: &[u8], from: usize) -> Option<(Range<usize>, usize)> {
+    let mut it = Statements { sql, pos: from };
+    let range = it.next()?;
+    Some((range, it.pos))
+}
+
+/// Iterator returned by [`statements`].
+pub struct Statements<'a> {
+    sql: &'a [u8],
+    pos: usize,
+}
+
+impl Iterator for Statements<'_> {
+    type Item = Range<usize>;
+
+    fn next(&mut self) -> Option<Range<usize>> {
+        while self.pos < self.sql.len() {
+            let start = self.pos;
+            let (end, has_content) = scan_statement(self.sql, start);
+            // Skip the terminating semicolon, if any.
+            self.pos = if end < self.sql.len() { end + 1 } else { end };
+            if has_content {
+                return Some(trim(self.sql, start..end));
+            }
+        }
+        None
+    }
+}
+
+fn is_ident(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b == b'_' || b >= 0x80
+}
+
+/// Scan from `start` to the next top-level semicolon (or the end). Returns its position and
+/// whether anything other than white space and comments was seen.
+fn scan_statement(sql: &[u8], start: usize) -> (usize, bool) {
+    let n = sql.len();
+    let mut i = start;
+    let mut depth = 0usize;
+    let mut content = false;
+    while i < n {
+        let b = sql[i];
+        match b {
+            b';' if depth == 0 => return (i, content),
+            b'-' if sql.get(i + 1) == Some(&b'-') => {
+                i = memchr::memchr(b'\n', &sql[i..]).map_or(n, |p| i + p + 1);
+                continue;
+            }
+            b'/' if sql.get(i + 1) == Some(&b'*') => {
+                i = skip_block_comment(sql, i);
+                continue;
+            }
+            b if b.is_ascii_whitespace() => {}
+            _ => {
+                content = true;
+                match b {
+                    b'(' => depth += 1,
+                    b')' => depth = depth.saturating_sub(1),
+                    b'\'' => {
+                        let escapes = i > start
+                            && matches!(sql[i - 1], b'e' | b'E')
+                            && (i - 1 == start || !is_ident(sql[i - 2]));
+                        i = skip_quoted(sql, i, b'\'', escapes);
+                        continue;
+                    }
+                    b'"' => {
+                        i = skip_quoted(sql, i, b'"', false);
+                        continue;
+                    }
+                    b'$' if i == start || !is_ident(sql[i - 1]) => {
+                        if let Some(end) = skip_dollar_quoted(sql, i) {
+                            i = end;
+                            continue;
+                        }
+                    }
+                    _ => {}
+                }
+            }
+        }
+        i += 1;
+    }
+    (n, content)
+}
+
+/// `sql[i..]` starts with `/*`; return the position after the matching `*/` (comments nest).
+fn skip_block_comment(sql: &[u8], mut i: usize) -> usize {
+    let n = sql.len();
+    let mut depth = 0usize;
+    while i < n {
+        if sql[i] == b'/' && sql.get(i + 1) == Some(&b'*') {
+            depth += 1;
+            i += 2;
+        } else if sql[i] == b'*' && sql.get(i + 1) == Some(&b'/') {
+            depth -= 1;
+            i += 2;
+            if depth == 0 {
+                return i;
+            }
+        } else {
+            i += 1;
+        }
+    }
+    n
+}
+
+/// `sql[i]` is the opening `quote`; return the position after the closing one. A doubled
+/// quote is an escaped quote; with `backslash`, `\x` escapes any character.
+fn skip_quoted(sql: &[u8], mut i: usize, quote: u8, backslash: bool) -> usize {
+    let n = sql.len();
+    i += 1;
+    while i < n {
+        let b = sql[i];
+        if backslash && b == b'\\' {
+            i += 2;
+            continue;
+        }
+        if b == quote {
+            if sql.get(i + 1) == Some(&quote) {
+                i += 2;
+                continue;
+            }
+            return i + 1;
+        }
+        i += 1;
+    }
+    n
+}
+
+/// `sql[i]` is `$`; if a dollar-quote opens here (`$$` or `$tag$`), return the position after
+/// its closing delimiter. `$1` (a parameter) is not a dollar quote.
+fn skip_dollar_quoted(sql: &[u8], i: usize) -> Option<usize> {
+    let n = sql.len();
+    let mut j = i + 1;
+    if j < n && sql[j].is_ascii_digit() {
+        return None;
+    }
+    while j < n && is_ident(sql[j]) {
+        j += 1;
+    }
+    if j >= n || sql[j] != b'$' {
+        return None;
+    }
+    let delim = &sql[i..=j];
+    let body = j + 1;
+    let found = memchr::memmem::find(&sql[body..], delim);
+    Some(found.map_or(n, |p| body + p + delim.len()))
+}
+
+fn trim(sql: &[u8], mut r: Range<usize>) -> Range<usize> {
+    while r.start < r.end && sql[r.start].is_ascii_whitespace() {
+        r.start += 1;
+    }
+    while r.end > r.start && sql[r.end - 1].is_ascii_whitespace() {
+        r.end -= 1;
+    }
+    r
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn split(sql: &str) -> Vec<&str> {
+        statements(sql.as_bytes()).map(|r| &sql[r]).collect()
+    }
+
+    #[test]
+    fn one_statement() {
+        assert_eq!(split("SELECT 1"), ["SELECT 1"]);
+        assert_eq!(split("  SELECT 1 ;  "), ["SELECT 1"]);
+    }
+
+    #[test]
+    fn several_statements() {
+        assert_eq!(
+            split("BEGIN; SELECT 1;COMMIT"),
+            ["BEGIN", "SELECT 1", "COMMIT"]
+        );
+        assert_eq!(split("SELECT 1;; ;SELECT 2;"), ["SELECT 1", "SELECT 2"]);
+    }
+
+    #[test]
+    fn semicolons_that_do_not_split() {
+        assert_eq!(
+            split("SELECT 'a;b', \"c;d\", E'\\';' ; SELECT 2"),
+            ["SELECT 'a;b', \"c;d\", E'\\';'", "SELECT 2"]
+        );
+        assert_eq!(
+            split("SELECT 'it''s;'; SELECT $$x;y$$; SELECT $f$ $$; $f$"),
+            ["SELECT 'it''s;'", "SELECT $$x;y$$", "SELECT $f$ $$; $f$"]
+        );
+        assert_eq!(
+            split("SELECT 1 -- a;b\n; /* c; /* d; */ e; */ SELECT 2"),
+            ["SELECT 1 -- a;b", "/* c; /* d; */ e; */ SELECT 2"]
+        );
+        assert_eq!(
+            split("CREATE RULE r AS ON INSERT TO t DO ALSO (SELECT 1; SELECT 2); SELECT 3"),
+            [
+                "CREATE RULE r AS ON INSERT TO t DO ALSO (SELECT 1; SELECT 2)",
+                "SELECT 3"
+            ]
+        );
+    }
+
+    #[test]
+    fn parameters_are_not_dollar_quotes() {
+        assert_eq!(split("SELECT $1; SELECT $2"), ["SELECT $1", "SELECT $2"]);
+        // A backslash outside E'' strings is an ordinary character.
+        assert_eq!(
+            split("SELECT 'a\\'; SELECT 2"),
+            ["SELECT 'a\\'", "SELECT 2"]
+        );
+    }
+
+    #[test]
+    fn comments_alone_are_not_statements() {
+        assert_eq!(split("-- nothing\n; /* x */"), Vec::<&str>::new());
+        assert_eq!(split(""), Vec::<&str>::new());
+    }
+
+    #[test]
+    fn unterminated_input_does_not_panic() {
+        for s in [
+            "SELECT 'abc",
+            "SELECT \"x",
+            "/* open",
+            "SELECT $a$ x",
+            "E'\\",
+            "$",
+        ] {
+            let _ = split(s);
+        }
+    }
+}

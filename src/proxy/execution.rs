@@ -1,0 +1,253 @@
+//! What the relay reports: one [`Execution`] per statement the server ran (or refused), and the
+//! [`ExecutionSink`] trait through which it reports them.
+//!
+//! An `Execution` is built on the relay's hot path, so it holds no per-statement heap
+//! allocation of its own: the SQL text is shared (`Arc<str>`) with the prepared statement or the
+//! simple Query it came from, and the command tag and SQLSTATE are stored inline.
+
+use std::fmt;
+use std::ops::Range;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+/// The text of one statement: a range inside a shared SQL string.
+///
+/// A simple Query message may hold several statements; each of its executions points at its
+/// own part of the one shared text, so splitting costs no copy.
+#[derive(Clone)]
+pub struct SqlText {
+    text: Arc<str>,
+    range: Range<u32>,
+}
+
+impl SqlText {
+    /// The whole of `text`.
+    pub fn new(text: Arc<str>) -> Self {
+        let end = text.len().min(u32::MAX as usize) as u32;
+        SqlText {
+            text,
+            range: 0..end,
+        }
+    }
+
+    /// The part `range` (byte offsets, on char boundaries) of `text`.
+    pub fn slice(text: Arc<str>, range: Range<usize>) -> Self {
+        debug_assert!(text.is_char_boundary(range.start) && text.is_char_boundary(range.end));
+        SqlText {
+            text,
+            range: range.start as u32..range.end as u32,
+        }
+    }
+
+    /// The statement's text.
+    pub fn as_str(&self) -> &str {
+        &self.text[self.range.start as usize..self.range.end as usize]
+    }
+
+    /// The shared string this statement is part of.
+    pub fn shared(&self) -> &Arc<str> {
+        &self.text
+    }
+}
+
+impl fmt::Debug for SqlText {
+    // Never print literals in Debug output by accident: this is the raw, un-normalized text.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "SqlText({} bytes)", self.range.end - self.range.start)
+    }
+}
+
+impl PartialEq<&str> for SqlText {
+    fn eq(&self, other: &&str) -> bool {
+        self.as_str() == *other
+    }
+}
+
+/// A command tag (`SELECT 3`, `INSERT 0 1`, `COPY 10`, …) stored inline, cut to 31 bytes.
+#[derive(Clone, Copy, PartialEq, Eq, Default)]
+pub struct CommandTag {
+    len: u8,
+    bytes: [u8; 31],
+}
+
+impl CommandTag {
+    /// A tag from the bytes of a CommandComplete body (without the terminating NUL).
+    pub fn from_bytes(raw: &[u8]) -> Self {
+        let mut tag = CommandTag::default();
+        // Cut at a char boundary so `as_str` never fails.
+        let mut n = raw.len().min(tag.bytes.len());
+        while n > 0 && std::str::from_utf8(&raw[..n]).is_err() {
+            n -= 1;
+        }
+        tag.bytes[..n].copy_from_slice(&raw[..n]);
+        tag.len = n as u8;
+        tag
+    }
+
+    /// The tag as the server wrote it (empty when there was none, e.g. after an error).
+    pub fn as_str(&self) -> &str {
+        std::str::from_utf8(&self.bytes[..self.len as usize]).unwrap_or("")
+    }
+
+    /// The command word(s) without the counts: `SELECT`, `INSERT`, `CREATE TABLE`.
+    pub fn command(&self) -> &str {
+        self.as_str()
+            .trim_end_matches(|c: char| c.is_ascii_digit() || c == ' ')
+    }
+
+    /// The row count the tag carries (its last number), if it has one.
+    pub fn rows(&self) -> Option<u64> {
+        let s = self.as_str();
+        let last = s.rsplit(' ').next()?;
+        if s.len() == last.len() {
+            return None; // a tag of one word has no count
+        }
+        last.parse().ok()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+}
+
+impl fmt::Debug for CommandTag {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:?}", self.as_str())
+    }
+}
+
+/// A five-character SQLSTATE code (`42P01`, `57014`, …).
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct SqlState(pub [u8; 5]);
+
+impl SqlState {
+    pub fn as_str(&self) -> &str {
+        std::str::from_utf8(&self.0).unwrap_or("XX000")
+    }
+
+    /// Parse a code; anything not exactly five ASCII characters becomes `XX000`.
+    pub fn from_bytes(raw: &[u8]) -> Self {
+        match <[u8; 5]>::try_from(raw) {
+            Ok(code) if code.is_ascii() => SqlState(code),
+            _ => SqlState(*b"XX000"),
+        }
+    }
+}
+
+impl fmt::Debug for SqlState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl fmt::Display for SqlState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Which protocol path a statement came by.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Protocol {
+    /// A simple Query message (possibly one of several statements in it).
+    Simple,
+    /// Parse/Bind/Execute.
+    Extended,
+    /// The function-call message (`F`), used by large-object calls in libpq.
+    FunctionCall,
+}
+
+/// One statement the server ran, paired with its completion.
+#[derive(Clone, Debug)]
+pub struct Execution {
+    /// The proxy's id for the client connection (unique in this process).
+    pub connection_id: u64,
+    /// The statement's text as the client sent it (with literals: never log or export it).
+    /// For a function call it is `fastpath function call`.
+    pub sql: SqlText,
+    pub protocol: Protocol,
+    /// For the extended protocol: the prepared statement's name was not empty.
+    pub named_statement: bool,
+    /// When the client's request was forwarded to the server.
+    pub started: Instant,
+    /// Wall-clock time of `started`, for reports.
+    pub started_at: SystemTime,
+    /// From forwarding the request to receiving its completion.
+    pub duration: Duration,
+    /// Rows returned or affected: the command tag's count where it has one, otherwise the
+    /// number of DataRow messages.
+    pub rows: u64,
+    /// The CommandComplete tag; empty after an error, `SUSPENDED` when a row-limited Execute
+    /// stopped with PortalSuspended, `EMPTY` for an empty query string.
+    pub tag: CommandTag,
+    /// The SQLSTATE when the statement failed.
+    pub error: Option<SqlState>,
+    /// A 64-bit digest of the Bind parameter values and formats (0 when there were none), so
+    /// that two executions with the same parameters can be told apart from different ones
+    /// without keeping the values.
+    pub params_digest: u64,
+}
+
+/// Where a connection's executions go. One sink is created per client connection and is
+/// owned by that connection's task, so it needs no lock; it must not block.
+pub trait ExecutionSink: Send + 'static {
+    /// A statement completed (successfully or not).
+    fn record(&mut self, execution: Execution);
+
+    /// The server sent ReadyForQuery with this transaction status (`I`, `T` or `E`).
+    fn ready_for_query(&mut self, _status: u8) {}
+
+    /// The client connection ended.
+    fn closed(&mut self) {}
+}
+
+/// Makes the sink for each new client connection.
+pub trait SinkFactory: Send + Sync + 'static {
+    fn sink(&self, connection_id: u64) -> Box<dyn ExecutionSink>;
+}
+
+/// A sink that drops everything (analysis switched off).
+pub struct NullSink;
+
+impl ExecutionSink for NullSink {
+    fn record(&mut self, _execution: Execution) {}
+}
+
+impl SinkFactory for NullSink {
+    fn sink(&self, _connection_id: u64) -> Box<dyn ExecutionSink> {
+        Box::new(NullSink)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn command_tag_rows_and_command() {
+        let t = CommandTag::from_bytes(b"INSERT 0 25");
+        assert_eq!(t.rows(), Some(25));
+        assert_eq!(t.command(), "INSERT");
+        let t = CommandTag::from_bytes(b"CREATE TABLE");
+        assert_eq!(t.rows(), None);
+        assert_eq!(t.command(), "CREATE TABLE");
+        assert_eq!(CommandTag::from_bytes(b"SELECT 3").rows(), Some(3));
+        assert_eq!(CommandTag::from_bytes(b"BEGIN").rows(), None);
+        let long = CommandTag::from_bytes(&[b'a'; 100]);
+        assert_eq!(long.as_str().len(), 31);
+    }
+
+    #[test]
+    fn sqlstate_parsing() {
+        assert_eq!(SqlState::from_bytes(b"42P01").as_str(), "42P01");
+        assert_eq!(SqlState::from_bytes(b"42").as_str(), "XX000");
+    }
+
+    #[test]
+    fn sql_text_slices() {
+        let shared: Arc<str> = Arc::from("SELECT 1; SELECT 2");
+        let s = SqlText::slice(shared.clone(), 10..18);
+        assert_eq!(s.as_str(), "SELECT 2");
+        assert_eq!(format!("{s:?}"), "SqlText(8 bytes)");
+    }
+}

@@ -1,0 +1,159 @@
+//! The relay: accepts PostgreSQL clients, connects each to the upstream server, and forwards
+//! bytes both ways unchanged while a tracker pairs each request with its completion.
+//!
+//! This module owns sockets and the wire protocol. It knows nothing of fingerprints or
+//! statistics: completed statements leave it as [`Execution`]s through an [`ExecutionSink`],
+//! one per connection, created by the [`SinkFactory`] the caller plugs in.
+//!
+//! - [`startup`]: the untagged first packets (SSLRequest, GSSENCRequest, CancelRequest,
+//!   StartupMessage) and connecting to the upstream.
+//! - [`relay`]: the two byte pumps of an established connection.
+//! - [`tracker`]: pairs frontend requests with backend completions.
+//! - [`wire`]: frame headers and the few message bodies the tracker reads.
+
+mod execution;
+mod relay;
+mod startup;
+pub mod tracker;
+pub mod wire;
+
+pub use execution::{
+    CommandTag, Execution, ExecutionSink, NullSink, Protocol, SinkFactory, SqlState, SqlText,
+};
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{mpsc, watch, Semaphore};
+
+/// What the relay needs to know; built from [`crate::config::Config`].
+#[derive(Clone, Debug)]
+pub struct ProxyConfig {
+    /// `host:port` of the real server.
+    pub upstream: String,
+    /// Clients beyond this many at once get SQLSTATE 53300.
+    pub max_client_connections: usize,
+    /// How long a connection attempt to the upstream may take.
+    pub connect_timeout: Duration,
+    /// On shutdown, how long open connections may go on before they are cut.
+    pub shutdown_grace: Duration,
+    /// The largest frontend message accepted (bytes, including the length word).
+    pub max_message_size: usize,
+}
+
+impl Default for ProxyConfig {
+    fn default() -> Self {
+        ProxyConfig {
+            upstream: "127.0.0.1:5432".to_owned(),
+            max_client_connections: 1000,
+            connect_timeout: Duration::from_secs(10),
+            shutdown_grace: Duration::from_secs(30),
+            max_message_size: wire::MAX_MESSAGE_SIZE,
+        }
+    }
+}
+
+/// Counters the relay keeps about itself (read by exporters).
+#[derive(Default, Debug)]
+pub struct ProxyStats {
+    pub client_connections: AtomicU64,
+    pub client_connections_total: AtomicU64,
+    pub upstream_connect_errors: AtomicU64,
+    pub protocol_errors: AtomicU64,
+    pub rejected_connections: AtomicU64,
+}
+
+/// State shared by every connection of one proxy.
+pub(crate) struct Shared {
+    pub config: ProxyConfig,
+    pub sinks: Arc<dyn SinkFactory>,
+    pub stats: Arc<ProxyStats>,
+    pub limit: Arc<Semaphore>,
+    next_id: AtomicU64,
+}
+
+/// Serve clients accepted on `listener` until `shutdown` completes; then stop accepting and
+/// wait up to `shutdown_grace` for open connections to finish (cutting those still open).
+pub async fn serve(
+    listener: TcpListener,
+    config: ProxyConfig,
+    sinks: Arc<dyn SinkFactory>,
+    stats: Arc<ProxyStats>,
+    shutdown: impl Future<Output = ()>,
+) -> std::io::Result<()> {
+    let grace = config.shutdown_grace;
+    let shared = Arc::new(Shared {
+        limit: Arc::new(Semaphore::new(config.max_client_connections)),
+        config,
+        sinks,
+        stats,
+        next_id: AtomicU64::new(1),
+    });
+    // Every connection task holds a clone of `done_tx`; when all are dropped, `done_rx`
+    // yields None. `stop_tx` tells the tasks to cut their connections after the grace period.
+    let (done_tx, mut done_rx) = mpsc::channel::<()>(1);
+    let (stop_tx, stop_rx) = watch::channel(false);
+
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            _ = &mut shutdown => break,
+            accepted = listener.accept() => match accepted {
+                Ok((socket, peer)) => {
+                    let shared = shared.clone();
+                    let done = done_tx.clone();
+                    let stop = stop_rx.clone();
+                    tokio::spawn(async move {
+                        handle_client(shared, socket, peer, stop).await;
+                        drop(done);
+                    });
+                }
+                Err(e) => {
+                    // EMFILE and friends: back off briefly instead of spinning.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            }
+        }
+    }
+    drop(listener);
+    drop(done_tx);
+    let open = shared.stats.client_connections.load(Ordering::Relaxed);
+    if open > 0 {
+        tracing::info!(open, grace = ?grace, "stopped accepting; waiting for open connections");
+    }
+    if tokio::time::timeout(grace, done_rx.recv()).await.is_err() {
+        let open = shared.stats.client_connections.load(Ordering::Relaxed);
+        tracing::warn!(open, "grace period over; closing the remaining connections");
+        let _ = stop_tx.send(true);
+        let _ = tokio::time::timeout(Duration::from_secs(5), done_rx.recv()).await;
+    }
+    Ok(())
+}
+
+async fn handle_client(
+    shared: Arc<Shared>,
+    socket: TcpStream,
+    peer: SocketAddr,
+    mut stop: watch::Receiver<bool>,
+) {
+    let id = shared.next_id.fetch_add(1, Ordering::Relaxed);
+    let _ = socket.set_nodelay(true);
+    let span = tracing::debug_span!("conn", id, %peer);
+    let _enter = span.enter();
+    drop(_enter);
+    let work = async {
+        let permit = shared.limit.clone().try_acquire_owned().ok();
+        startup::run(&shared, id, socket, permit).await;
+    };
+    tokio::select! {
+        _ = work => {}
+        _ = stop.wait_for(|s| *s) => {
+            tracing::debug!(id, "connection cut at shutdown");
+        }
+    }
+}
