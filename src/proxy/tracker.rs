@@ -624,3 +624,455 @@ pub fn params_digest(params: &[u8]) -> u64 {
     }
     xxhash_rust::xxh3::xxh3_64(params)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Mutex;
+    use std::time::Duration;
+
+    #[derive(Clone, Default)]
+    struct Recorder(Arc<Mutex<Vec<Execution>>>);
+
+    impl ExecutionSink for Recorder {
+        fn record(&mut self, e: Execution) {
+            self.0.lock().unwrap().push(e);
+        }
+    }
+
+    /// A tracker with a recording sink and a clock that advances 1 ms per message.
+    struct Harness {
+        tracker: Tracker,
+        seen: Recorder,
+        clock: Clock,
+    }
+
+    fn cstr(s: &str) -> Vec<u8> {
+        let mut v = s.as_bytes().to_vec();
+        v.push(0);
+        v
+    }
+
+    impl Harness {
+        fn new() -> Self {
+            let seen = Recorder::default();
+            Harness {
+                tracker: Tracker::new(7, Box::new(seen.clone())),
+                seen,
+                clock: Clock::now(),
+            }
+        }
+
+        fn tick(&mut self) -> Clock {
+            self.clock.instant += Duration::from_millis(1);
+            self.clock
+        }
+
+        fn fe(&mut self, tag: u8, body: &[u8]) -> &mut Self {
+            let now = self.tick();
+            let body = if frontend_needs_body(tag) { body } else { &[] };
+            self.tracker.frontend(tag, body, now);
+            self
+        }
+
+        fn be(&mut self, tag: u8, body: &[u8]) -> &mut Self {
+            let now = self.tick();
+            let body = if backend_needs_body(tag) { body } else { &[] };
+            if backend_tracked(tag) {
+                self.tracker.backend(tag, body, now);
+            }
+            self
+        }
+
+        fn query(&mut self, sql: &str) -> &mut Self {
+            self.fe(b'Q', &cstr(sql))
+        }
+
+        fn parse(&mut self, name: &str, sql: &str) -> &mut Self {
+            let mut b = cstr(name);
+            b.extend(cstr(sql));
+            b.extend([0, 0]);
+            self.fe(b'P', &b)
+        }
+
+        fn bind(&mut self, portal: &str, stmt: &str, params: &[&str]) -> &mut Self {
+            let mut b = cstr(portal);
+            b.extend(cstr(stmt));
+            b.extend([0, 0]);
+            b.extend((params.len() as i16).to_be_bytes());
+            for p in params {
+                b.extend((p.len() as i32).to_be_bytes());
+                b.extend(p.as_bytes());
+            }
+            b.extend([0, 0]);
+            self.fe(b'B', &b)
+        }
+
+        fn execute(&mut self, portal: &str, max_rows: i32) -> &mut Self {
+            let mut b = cstr(portal);
+            b.extend(max_rows.to_be_bytes());
+            self.fe(b'E', &b)
+        }
+
+        fn sync(&mut self) -> &mut Self {
+            self.fe(b'S', &[])
+        }
+
+        fn rows(&mut self, n: usize) -> &mut Self {
+            self.be(b'T', &[]);
+            for _ in 0..n {
+                self.be(b'D', &[]);
+            }
+            self
+        }
+
+        fn complete(&mut self, tag: &str) -> &mut Self {
+            self.be(b'C', &cstr(tag))
+        }
+
+        fn error(&mut self, code: &str) -> &mut Self {
+            let mut b = vec![b'S'];
+            b.extend(cstr("ERROR"));
+            b.push(b'C');
+            b.extend(cstr(code));
+            b.push(b'M');
+            b.extend(cstr("boom"));
+            b.push(0);
+            self.be(b'E', &b)
+        }
+
+        fn ready(&mut self, status: u8) -> &mut Self {
+            self.be(b'Z', &[status])
+        }
+
+        /// (sql, rows, tag, error) of every execution so far.
+        fn seen(&self) -> Vec<(String, u64, String, Option<String>)> {
+            self.seen
+                .0
+                .lock()
+                .unwrap()
+                .iter()
+                .map(|e| {
+                    (
+                        e.sql.as_str().to_owned(),
+                        e.rows,
+                        e.tag.as_str().to_owned(),
+                        e.error.map(|c| c.as_str().to_owned()),
+                    )
+                })
+                .collect()
+        }
+
+        fn executions(&self) -> Vec<Execution> {
+            self.seen.0.lock().unwrap().clone()
+        }
+
+        fn assert_settled(&self) {
+            assert_eq!(self.tracker.pending(), 0, "requests left unanswered");
+            assert_eq!(
+                self.tracker.desyncs(),
+                0,
+                "answers paired with the wrong request"
+            );
+        }
+    }
+
+    fn ok(sql: &str, rows: u64, tag: &str) -> (String, u64, String, Option<String>) {
+        (sql.to_owned(), rows, tag.to_owned(), None)
+    }
+
+    fn failed(sql: &str, code: &str) -> (String, u64, String, Option<String>) {
+        (sql.to_owned(), 0, String::new(), Some(code.to_owned()))
+    }
+
+    #[test]
+    fn simple_query_with_several_statements() {
+        let mut h = Harness::new();
+        h.query("BEGIN; SELECT a FROM t; SHOW work_mem ;COMMIT")
+            .complete("BEGIN")
+            .rows(3)
+            .complete("SELECT 3")
+            .rows(1)
+            .complete("SHOW")
+            .complete("COMMIT")
+            .ready(b'I');
+        assert_eq!(
+            h.seen(),
+            [
+                ok("BEGIN", 0, "BEGIN"),
+                ok("SELECT a FROM t", 3, "SELECT 3"),
+                ok("SHOW work_mem", 1, "SHOW"),
+                ok("COMMIT", 0, "COMMIT"),
+            ]
+        );
+        h.assert_settled();
+        // Each statement is timed from the previous one's completion.
+        let e = h.executions();
+        assert_eq!(e[1].started, e[0].started + e[0].duration);
+        assert!(e.iter().all(|e| e.protocol == Protocol::Simple));
+    }
+
+    #[test]
+    fn simple_query_error_stops_the_rest() {
+        let mut h = Harness::new();
+        h.query("SELECT 1; SELECT nope; SELECT 3")
+            .rows(1)
+            .complete("SELECT 1")
+            .error("42703")
+            .ready(b'I');
+        assert_eq!(
+            h.seen(),
+            [
+                ok("SELECT 1", 1, "SELECT 1"),
+                failed("SELECT nope", "42703")
+            ]
+        );
+        h.assert_settled();
+    }
+
+    #[test]
+    fn empty_query_yields_nothing() {
+        let mut h = Harness::new();
+        h.query("").be(b'I', &[]).ready(b'I');
+        h.query(" ; -- nothing").be(b'I', &[]).ready(b'I');
+        assert!(h.seen().is_empty());
+        h.assert_settled();
+    }
+
+    #[test]
+    fn duration_spans_request_to_completion() {
+        let mut h = Harness::new();
+        h.query("SELECT pg_sleep(0.2)");
+        h.clock.instant += Duration::from_millis(200);
+        h.rows(1).complete("SELECT 1").ready(b'I');
+        let e = &h.executions()[0];
+        // 200 ms of sleep plus the harness's 1 ms per message.
+        assert!(e.duration >= Duration::from_millis(200));
+        assert!(e.duration < Duration::from_millis(210));
+    }
+
+    #[test]
+    fn pipelined_extended_protocol() {
+        let mut h = Harness::new();
+        h.parse("s1", "SELECT * FROM t WHERE id = $1")
+            .bind("", "s1", &["1"])
+            .fe(b'D', b"P\0")
+            .execute("", 0)
+            .parse("", "INSERT INTO t VALUES ($1)")
+            .bind("", "", &["5"])
+            .execute("", 0)
+            .bind("", "s1", &["2"])
+            .execute("", 0)
+            .sync();
+        h.be(b'1', &[]).be(b'2', &[]).rows(2).complete("SELECT 2");
+        h.be(b'1', &[]).be(b'2', &[]).complete("INSERT 0 1");
+        h.be(b'2', &[])
+            .be(b'D', &[])
+            .complete("SELECT 1")
+            .ready(b'I');
+        assert_eq!(
+            h.seen(),
+            [
+                ok("SELECT * FROM t WHERE id = $1", 2, "SELECT 2"),
+                ok("INSERT INTO t VALUES ($1)", 1, "INSERT 0 1"),
+                ok("SELECT * FROM t WHERE id = $1", 1, "SELECT 1"),
+            ]
+        );
+        let e = h.executions();
+        assert!(e[0].named_statement && !e[1].named_statement);
+        assert_ne!(e[0].params_digest, e[2].params_digest);
+        assert_ne!(e[0].params_digest, 0);
+        h.assert_settled();
+    }
+
+    #[test]
+    fn prepared_statement_runs_many_times_with_its_text() {
+        let mut h = Harness::new();
+        h.parse("stmt", "SELECT $1::int").sync();
+        h.be(b'1', &[]).ready(b'I');
+        for i in 0..3 {
+            h.bind("", "stmt", &["7"]).execute("", 0).sync();
+            h.be(b'2', &[])
+                .be(b'D', &[])
+                .complete("SELECT 1")
+                .ready(b'I');
+            assert_eq!(h.seen().len(), i + 1);
+        }
+        let e = h.executions();
+        assert!(e.iter().all(|e| e.sql == "SELECT $1::int"));
+        // Same parameters, same digest: what duplicate detection relies on.
+        assert_eq!(e[0].params_digest, e[2].params_digest);
+        h.assert_settled();
+    }
+
+    #[test]
+    fn error_mid_pipeline_skips_to_sync() {
+        let mut h = Harness::new();
+        h.parse("", "SELECT 1/0")
+            .bind("", "", &[])
+            .execute("", 0)
+            .parse("", "SELECT 2")
+            .bind("", "", &[])
+            .execute("", 0)
+            .sync();
+        h.be(b'1', &[]).be(b'2', &[]).error("22012").ready(b'I');
+        assert_eq!(h.seen(), [failed("SELECT 1/0", "22012")]);
+        h.assert_settled();
+        // The connection carries on.
+        h.parse("", "SELECT 3")
+            .bind("", "", &[])
+            .execute("", 0)
+            .sync();
+        h.be(b'1', &[])
+            .be(b'2', &[])
+            .rows(1)
+            .complete("SELECT 1")
+            .ready(b'I');
+        assert_eq!(h.seen()[1], ok("SELECT 3", 1, "SELECT 1"));
+        h.assert_settled();
+    }
+
+    #[test]
+    fn requests_sent_after_an_error_but_before_sync_are_ignored() {
+        let mut h = Harness::new();
+        h.parse("", "SELECT nope").bind("", "", &[]).execute("", 0);
+        h.error("42703");
+        // The client had not seen the error yet and pipelines more, then syncs.
+        h.parse("", "SELECT 2")
+            .bind("", "", &[])
+            .execute("", 0)
+            .sync();
+        h.ready(b'I');
+        assert_eq!(h.seen(), [failed("SELECT nope", "42703")]);
+        h.assert_settled();
+    }
+
+    #[test]
+    fn failed_reparse_keeps_the_old_statement() {
+        let mut h = Harness::new();
+        h.parse("s", "SELECT 1").sync();
+        h.be(b'1', &[]).ready(b'I');
+        h.parse("s", "SELECT 2").sync();
+        h.error("42P05").ready(b'I'); // prepared statement "s" already exists
+        h.bind("", "s", &[]).execute("", 0).sync();
+        h.be(b'2', &[]).rows(1).complete("SELECT 1").ready(b'I');
+        assert_eq!(
+            h.seen(),
+            [failed("SELECT 2", "42P05"), ok("SELECT 1", 1, "SELECT 1")]
+        );
+        h.assert_settled();
+    }
+
+    #[test]
+    fn portal_suspended_and_resumed() {
+        let mut h = Harness::new();
+        h.parse("", "SELECT g FROM generate_series(1,5) g")
+            .bind("c", "", &[])
+            .execute("c", 2)
+            .execute("c", 2)
+            .execute("c", 2)
+            .sync();
+        h.be(b'1', &[]).be(b'2', &[]);
+        h.be(b'D', &[]).be(b'D', &[]).be(b's', &[]);
+        h.be(b'D', &[]).be(b'D', &[]).be(b's', &[]);
+        h.be(b'D', &[]).complete("SELECT 1").ready(b'I');
+        let sql = "SELECT g FROM generate_series(1,5) g";
+        assert_eq!(
+            h.seen(),
+            [
+                ok(sql, 2, "SUSPENDED"),
+                ok(sql, 2, "SUSPENDED"),
+                ok(sql, 1, "SELECT 1")
+            ]
+        );
+        h.assert_settled();
+    }
+
+    #[test]
+    fn describe_and_close_are_answered_without_executions() {
+        let mut h = Harness::new();
+        h.parse("s", "SELECT $1")
+            .fe(b'D', b"Ss\0")
+            .fe(b'C', b"Ss\0")
+            .fe(b'D', b"Pnone\0")
+            .sync();
+        h.be(b'1', &[]).be(b't', &[]).be(b'T', &[]).be(b'3', &[]);
+        h.error("34000").ready(b'I'); // portal "none" does not exist
+        assert!(h.seen().is_empty());
+        h.assert_settled();
+        // Closed: binding it again finds no text (and the server says 26000).
+        h.bind("", "s", &[]).sync();
+        h.error("26000").ready(b'I');
+        assert!(h.seen().is_empty());
+        h.assert_settled();
+    }
+
+    #[test]
+    fn copy_in_and_out_count_rows_from_the_tag() {
+        let mut h = Harness::new();
+        h.query("COPY t FROM STDIN");
+        h.be(b'G', &[]);
+        h.fe(b'd', &[]).fe(b'd', &[]).fe(b'c', &[]);
+        h.complete("COPY 2").ready(b'I');
+        h.query("COPY t TO STDOUT");
+        h.be(b'H', &[]).be(b'd', &[]).be(b'd', &[]).be(b'c', &[]);
+        h.complete("COPY 2").ready(b'I');
+        assert_eq!(
+            h.seen(),
+            [
+                ok("COPY t FROM STDIN", 2, "COPY 2"),
+                ok("COPY t TO STDOUT", 2, "COPY 2")
+            ]
+        );
+        h.assert_settled();
+    }
+
+    #[test]
+    fn function_call() {
+        let mut h = Harness::new();
+        h.fe(b'F', &[]);
+        h.be(b'V', &[]).ready(b'I');
+        assert_eq!(h.seen(), [ok(FUNCTION_CALL_SQL, 0, "FUNCTION CALL")]);
+        assert_eq!(h.executions()[0].protocol, Protocol::FunctionCall);
+        h.assert_settled();
+    }
+
+    #[test]
+    fn asynchronous_messages_do_not_disturb_pairing() {
+        let mut h = Harness::new();
+        h.query("SELECT 1");
+        h.be(b'N', &[]).be(b'A', &[]).be(b'S', &[]);
+        h.rows(1)
+            .be(b'N', &[])
+            .complete("SELECT 1")
+            .be(b'A', &[])
+            .ready(b'I');
+        assert_eq!(h.seen(), [ok("SELECT 1", 1, "SELECT 1")]);
+        h.assert_settled();
+    }
+
+    #[test]
+    fn sql_level_deallocate_forgets_statements() {
+        let mut h = Harness::new();
+        h.parse("a", "SELECT 1").parse("b", "SELECT 2").sync();
+        h.be(b'1', &[]).be(b'1', &[]).ready(b'I');
+        h.query("DEALLOCATE a").complete("DEALLOCATE").ready(b'I');
+        assert!(!h.tracker.statements.contains_key(&b"a"[..]));
+        assert!(h.tracker.statements.contains_key(&b"b"[..]));
+        h.query("DISCARD ALL").complete("DISCARD ALL").ready(b'I');
+        assert!(h.tracker.statements.is_empty());
+    }
+
+    #[test]
+    fn commit_failure_at_sync_is_not_a_desync() {
+        let mut h = Harness::new();
+        h.parse("", "INSERT INTO t VALUES (1)")
+            .bind("", "", &[])
+            .execute("", 0)
+            .sync();
+        h.be(b'1', &[]).be(b'2', &[]).complete("INSERT 0 1");
+        h.error("23503").ready(b'I'); // deferred constraint checked at the implicit COMMIT
+        assert_eq!(h.seen(), [ok("INSERT INTO t VALUES (1)", 1, "INSERT 0 1")]);
+        h.assert_settled();
+    }
+}
