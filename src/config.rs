@@ -15,6 +15,11 @@ pub const DEFAULT_UPSTREAM: &str = "127.0.0.1:5432";
 pub const DEFAULT_MAX_CLIENT_CONNECTIONS: usize = 1000;
 pub const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+pub const DEFAULT_HTTP_LISTEN: &str = "127.0.0.1:9432";
+pub const DEFAULT_MAX_FINGERPRINTS: usize = 5000;
+pub const DEFAULT_EXPORT_TOP: usize = 200;
+pub const DEFAULT_LATENCY_TARGET: Duration = Duration::from_millis(200);
+pub const DEFAULT_N1_THRESHOLD: usize = 5;
 
 /// The command line. Every option is optional here so that the environment and the file can
 /// fill in what the command line leaves out; [`Config::resolve`] applies the defaults.
@@ -55,6 +60,34 @@ pub struct Args {
     /// How long connecting to the upstream may take before the client gets SQLSTATE 08006 [default: 10s].
     #[arg(long, env = "PGSCOPE_CONNECT_TIMEOUT", value_name = "DURATION")]
     pub connect_timeout: Option<String>,
+
+    /// Where /metrics, /api/queries and /healthz are served [default: 127.0.0.1:9432].
+    #[arg(long, env = "PGSCOPE_HTTP_LISTEN", value_name = "HOST:PORT")]
+    pub http_listen: Option<String>,
+
+    /// Fingerprints tracked in memory; beyond it the least valuable are evicted [default: 5000].
+    #[arg(long, env = "PGSCOPE_MAX_FINGERPRINTS", value_name = "N")]
+    pub max_fingerprints: Option<String>,
+
+    /// Fingerprints exported with their own labels in /metrics; the rest are summed as "other" [default: 200].
+    #[arg(long, env = "PGSCOPE_EXPORT_TOP", value_name = "N")]
+    pub export_top: Option<String>,
+
+    /// The P99 latency target that reports and alert rules compare against [default: 200ms].
+    #[arg(long, env = "PGSCOPE_LATENCY_TARGET", value_name = "DURATION")]
+    pub latency_target: Option<String>,
+
+    /// Repetitions of one SELECT fingerprint in one request, after a parent query with at least as many rows, before it is an N+1 [default: 5].
+    #[arg(long = "n1-threshold", env = "PGSCOPE_N1_THRESHOLD", value_name = "N")]
+    pub n1_threshold: Option<String>,
+
+    /// Connection threads; connections are spread over them [default: one per two CPUs, at least one].
+    #[arg(long, env = "PGSCOPE_WORKERS", value_name = "N")]
+    pub workers: Option<String>,
+
+    /// Analyze statements (on) or only relay them (off) [default: on].
+    #[arg(long, env = "PGSCOPE_ANALYSIS", value_name = "on|off")]
+    pub analysis: Option<String>,
 }
 
 /// The same keys, read from the TOML file (`kebab-case` or `snake_case`).
@@ -67,6 +100,13 @@ struct FileConfig {
     max_client_connections: Option<toml::Value>,
     shutdown_grace: Option<toml::Value>,
     connect_timeout: Option<toml::Value>,
+    http_listen: Option<String>,
+    max_fingerprints: Option<toml::Value>,
+    export_top: Option<toml::Value>,
+    latency_target: Option<toml::Value>,
+    analysis: Option<toml::Value>,
+    workers: Option<toml::Value>,
+    n1_threshold: Option<toml::Value>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -85,6 +125,13 @@ pub struct Config {
     pub max_client_connections: usize,
     pub shutdown_grace: Duration,
     pub connect_timeout: Duration,
+    pub http_listen: String,
+    pub max_fingerprints: usize,
+    pub export_top: usize,
+    pub latency_target: Duration,
+    pub analysis: bool,
+    pub workers: usize,
+    pub n1_threshold: usize,
 }
 
 /// A setting with a bad value: names the flag and says what is wrong.
@@ -151,6 +198,15 @@ impl Config {
         let connect = args
             .connect_timeout
             .or(file.connect_timeout.map(value_text));
+        let http_listen = args.http_listen.or(file.http_listen);
+        let max_fp = args
+            .max_fingerprints
+            .or(file.max_fingerprints.map(value_text));
+        let export_top = args.export_top.or(file.export_top.map(value_text));
+        let target = args.latency_target.or(file.latency_target.map(value_text));
+        let analysis = args.analysis.or(file.analysis.map(value_text));
+        let workers = args.workers.or(file.workers.map(value_text));
+        let n1 = args.n1_threshold.or(file.n1_threshold.map(value_text));
         Ok(Config {
             listen: match listen {
                 Some(v) => parse_host_port("listen", &v)?,
@@ -165,21 +221,36 @@ impl Config {
                 Some("json") => LogFormat::Json,
                 Some(v) => return Err(bad("log-format", v, "expected text or json")),
             },
-            max_client_connections: match max_conn {
-                Some(v) => match v.parse::<usize>() {
-                    Ok(n) if n > 0 => n,
-                    _ => {
-                        return Err(bad(
-                            "max-client-connections",
-                            &v,
-                            "expected a whole number above 0",
-                        ))
-                    }
-                },
-                None => DEFAULT_MAX_CLIENT_CONNECTIONS,
-            },
+            max_client_connections: parse_count(
+                "max-client-connections",
+                max_conn,
+                DEFAULT_MAX_CLIENT_CONNECTIONS,
+            )?,
             shutdown_grace: parse_duration("shutdown-grace", grace, DEFAULT_SHUTDOWN_GRACE)?,
             connect_timeout: parse_duration("connect-timeout", connect, DEFAULT_CONNECT_TIMEOUT)?,
+            http_listen: match http_listen {
+                Some(v) => parse_host_port("http-listen", &v)?,
+                None => DEFAULT_HTTP_LISTEN.to_owned(),
+            },
+            max_fingerprints: parse_count("max-fingerprints", max_fp, DEFAULT_MAX_FINGERPRINTS)?,
+            export_top: parse_count("export-top", export_top, DEFAULT_EXPORT_TOP)?,
+            latency_target: parse_duration("latency-target", target, DEFAULT_LATENCY_TARGET)?,
+            analysis: match analysis.as_deref() {
+                None | Some("on") | Some("true") => true,
+                Some("off") | Some("false") => false,
+                Some(v) => return Err(bad("analysis", v, "expected on or off")),
+            },
+            workers: parse_count("workers", workers, crate::proxy::default_workers())?,
+            n1_threshold: match parse_count("n1-threshold", n1.clone(), DEFAULT_N1_THRESHOLD)? {
+                1 => {
+                    return Err(bad(
+                        "n1-threshold",
+                        "1",
+                        "a burst needs at least 2 repetitions",
+                    ))
+                }
+                n => n,
+            },
         })
     }
 
@@ -190,6 +261,7 @@ impl Config {
             max_client_connections: self.max_client_connections,
             connect_timeout: self.connect_timeout,
             shutdown_grace: self.shutdown_grace,
+            workers: self.workers,
             ..Default::default()
         }
     }
@@ -291,6 +363,20 @@ pub fn parse_upstream(v: &str) -> Result<String, ConfigError> {
         }
         e
     })
+}
+
+fn parse_count(
+    flag: &'static str,
+    v: Option<String>,
+    default: usize,
+) -> Result<usize, ConfigError> {
+    match v {
+        None => Ok(default),
+        Some(v) => match v.trim().parse::<usize>() {
+            Ok(n) if n > 0 => Ok(n),
+            _ => Err(bad(flag, &v, "expected a whole number above 0")),
+        },
+    }
 }
 
 fn parse_duration(

@@ -6,7 +6,11 @@
 //! - [`proxy`]: bytes and the wire protocol; yields one [`proxy::Execution`] per statement and
 //!   knows nothing of statistics.
 //! - [`fingerprint`]: SQL text → normalized text, pure and without I/O.
+//! - [`observe`]: statistics per fingerprint, fed by the relay without ever making it wait.
+//! - [`http`]: `/metrics`, `/api/queries`, `/healthz`.
 
 pub mod config;
 pub mod fingerprint;
+pub mod http;
+pub mod observe;
 pub mod proxy;

@@ -1,4 +1,5 @@
-//! The `pgscope` binary: read the configuration, start the relay, wait for SIGINT/SIGTERM.
+//! The `pgscope` binary: read the configuration, start the relay, the observer and the HTTP
+//! exporter, and wait for SIGINT/SIGTERM.
 //!
 //! Exit codes: 0 after a clean shutdown, 2 for a bad flag or configuration (one line naming
 //! it), 1 for a runtime failure such as an address already in use.
@@ -8,8 +9,10 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use pgscope::config::{Config, LoadError, LogFormat};
-use pgscope::proxy::{self, NullSink, ProxyStats};
+use pgscope::observe::{ObserveConfig, Observer};
+use pgscope::proxy::{self, NullSink, ProxyStats, SinkFactory};
 use tokio::net::TcpListener;
+use tokio::sync::watch;
 
 fn main() -> ExitCode {
     let config = match Config::load() {
@@ -49,6 +52,7 @@ fn init_logging(format: LogFormat) {
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr);
     match format {
         LogFormat::Text => builder.init(),
@@ -60,21 +64,50 @@ async fn run(config: Config) -> anyhow::Result<()> {
     let listener = TcpListener::bind(&config.listen)
         .await
         .with_context(|| format!("cannot listen on {} (--listen)", config.listen))?;
+    let http_listener = TcpListener::bind(&config.http_listen)
+        .await
+        .with_context(|| format!("cannot listen on {} (--http-listen)", config.http_listen))?;
     tracing::info!(
         listen = %listener.local_addr()?,
         upstream = %config.upstream,
+        http = %http_listener.local_addr()?,
+        analysis = config.analysis,
         "pgscope is relaying"
     );
     let stats = Arc::new(ProxyStats::default());
-    proxy::serve(
-        listener,
-        config.proxy(),
-        Arc::new(NullSink),
-        stats,
-        shutdown_signal(),
-    )
-    .await
-    .context("relay failed")?;
+    let observer = Observer::start(ObserveConfig {
+        max_fingerprints: config.max_fingerprints,
+        n1_threshold: config.n1_threshold as u64,
+        ..Default::default()
+    });
+    let sinks: Arc<dyn SinkFactory> = if config.analysis {
+        observer.clone()
+    } else {
+        Arc::new(NullSink)
+    };
+    let http_state = Arc::new(pgscope::http::State {
+        observer,
+        proxy_stats: stats.clone(),
+        upstream: config.upstream.clone(),
+        export_top: config.export_top,
+        latency_target: config.latency_target,
+    });
+
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let stopped = |mut rx: watch::Receiver<bool>| async move {
+        let _ = rx.wait_for(|s| *s).await;
+    };
+    let http = tokio::spawn(pgscope::http::serve(
+        http_listener,
+        http_state,
+        stopped(stop_rx.clone()),
+    ));
+    let relay = proxy::serve(listener, config.proxy(), sinks, stats, async move {
+        shutdown_signal().await;
+        let _ = stop_tx.send(true);
+    });
+    relay.await.context("relay failed")?;
+    let _ = http.await;
     tracing::info!("shut down cleanly");
     Ok(())
 }

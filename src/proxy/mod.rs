@@ -16,6 +16,7 @@ mod relay;
 mod startup;
 pub mod tracker;
 pub mod wire;
+mod workers;
 
 pub use execution::{
     CommandTag, Execution, ExecutionSink, NullSink, Protocol, SinkFactory, SqlState, SqlText,
@@ -29,6 +30,7 @@ use std::time::Duration;
 
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, watch, Semaphore};
+use workers::Workers;
 
 /// What the relay needs to know; built from [`crate::config::Config`].
 #[derive(Clone, Debug)]
@@ -43,6 +45,8 @@ pub struct ProxyConfig {
     pub shutdown_grace: Duration,
     /// The largest frontend message accepted (bytes, including the length word).
     pub max_message_size: usize,
+    /// Connection threads (each a current-thread runtime; connections are spread over them).
+    pub workers: usize,
 }
 
 impl Default for ProxyConfig {
@@ -53,8 +57,17 @@ impl Default for ProxyConfig {
             connect_timeout: Duration::from_secs(10),
             shutdown_grace: Duration::from_secs(30),
             max_message_size: wire::MAX_MESSAGE_SIZE,
+            workers: default_workers(),
         }
     }
+}
+
+/// One connection thread per two CPUs (at least one): pgscope shares its machine with the
+/// application or the database, and one thread that gathers many sockets' events per wakeup
+/// costs less CPU per statement than two that each wake for fewer (on 2 cores, 1 thread
+/// measured about 11 µs of proxy CPU per pgbench transaction, 2 threads about 14 µs).
+pub fn default_workers() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| (n.get() / 2).max(1))
 }
 
 /// Counters the relay keeps about itself (read by exporters).
@@ -86,6 +99,7 @@ pub async fn serve(
     shutdown: impl Future<Output = ()>,
 ) -> std::io::Result<()> {
     let grace = config.shutdown_grace;
+    let workers = config.workers;
     let shared = Arc::new(Shared {
         limit: Arc::new(Semaphore::new(config.max_client_connections)),
         config,
@@ -97,6 +111,7 @@ pub async fn serve(
     // yields None. `stop_tx` tells the tasks to cut their connections after the grace period.
     let (done_tx, mut done_rx) = mpsc::channel::<()>(1);
     let (stop_tx, stop_rx) = watch::channel(false);
+    let mut workers = Workers::start(workers, shared.clone())?;
 
     tokio::pin!(shutdown);
     loop {
@@ -104,13 +119,7 @@ pub async fn serve(
             _ = &mut shutdown => break,
             accepted = listener.accept() => match accepted {
                 Ok((socket, peer)) => {
-                    let shared = shared.clone();
-                    let done = done_tx.clone();
-                    let stop = stop_rx.clone();
-                    tokio::spawn(async move {
-                        handle_client(shared, socket, peer, stop).await;
-                        drop(done);
-                    });
+                    workers.dispatch(socket, peer, done_tx.clone(), stop_rx.clone()).await;
                 }
                 Err(e) => {
                     // EMFILE and friends: back off briefly instead of spinning.
@@ -132,6 +141,7 @@ pub async fn serve(
         let _ = stop_tx.send(true);
         let _ = tokio::time::timeout(Duration::from_secs(5), done_rx.recv()).await;
     }
+    drop(workers);
     Ok(())
 }
 

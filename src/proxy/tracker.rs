@@ -22,6 +22,11 @@
 //! is). Notices, notifications, parameter status and COPY data may arrive at any time and are
 //! not answers.
 //!
+//! Timing: a statement is timed from the moment its request was forwarded to the moment its
+//! completion arrived. The statements of one multi-statement Query are timed one after the
+//! other (each from the previous one's completion), as far as the wire shows it: the server
+//! sends their results in one flush, so all but the first usually show almost no time.
+//!
 //! The tracker is pure: it is fed frames and a clock, and is tested without sockets.
 
 use std::collections::{HashMap, VecDeque};

@@ -26,12 +26,14 @@
 #![allow(dead_code, unused_imports)]
 
 mod client;
+mod http;
 mod postgres;
 mod process;
 mod proxy;
 mod scratch;
 
 pub use client::{connect, python, ConnInfo};
+pub use http::{get, get_ok};
 pub use postgres::{PgServer, Role, MD5, PASSWORD, SCRAM};
 pub use process::{free_port, run, run_with_stdin, CmdOutput};
 pub use proxy::{ProxyHandle, ProxyProcess};

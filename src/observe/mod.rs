@@ -1,0 +1,371 @@
+//! What pgscope learns from executions: statistics per fingerprint, and N+1 and duplicate
+//! findings per request.
+//!
+//! This module owns analysis state and must not touch sockets or the wire protocol. It plugs
+//! into the relay as a [`SinkFactory`]: each connection's sink hands its [`Execution`]s (and
+//! transaction-status changes and its end) to a bounded queue with `try_send` and never waits;
+//! when the queue is full the event is dropped and counted
+//! (`pgscope_analysis_events_dropped_total`). One observer thread drains the queue. For each
+//! execution it finds the fingerprint (once per prepared statement: extended-protocol
+//! executions that share their text are recognized by it and not normalized again), records it
+//! in the [`Registry`] and feeds the connection's [`ConnDetector`], which is owned by this one
+//! thread and so needs no lock. The exporters read the registry and the findings under short
+//! locks that the observer takes once per batch.
+
+pub mod django;
+pub mod nplusone;
+pub mod registry;
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{self, Receiver, SyncSender, TryRecvError, TrySendError};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use xxhash_rust::xxh3::{xxh3_64, xxh3_64_with_seed};
+
+use crate::fingerprint::{self, Context};
+use crate::proxy::{Execution, ExecutionSink, Protocol, SinkFactory};
+pub use nplusone::{Burst, ConnDetector, Finding, Findings, Shape};
+pub use registry::{Description, Kind, Registry, Sample, Stats};
+
+/// How many events may wait for the observer before new ones are dropped.
+pub const QUEUE_CAPACITY: usize = 16 * 1024;
+/// Events handled per lock of the registry.
+const BATCH: usize = 256;
+/// How often the observer looks for new events when the queue is empty.
+const POLL: Duration = Duration::from_millis(10);
+/// Prepared-statement texts remembered by the observer (then forgotten all at once).
+const TEXT_CACHE: usize = 4096;
+/// Fingerprint shapes remembered by the observer (then forgotten all at once).
+const SHAPE_CACHE: usize = 16 * 1024;
+/// Connections whose requests are followed at once; beyond it the oldest is finished.
+const MAX_CONNECTIONS: usize = 10_000;
+/// Findings kept.
+const MAX_FINDINGS: usize = 1000;
+
+/// Settings of the analysis side.
+#[derive(Clone, Debug)]
+pub struct ObserveConfig {
+    pub max_fingerprints: usize,
+    /// Repetitions of one fingerprint in one request before it is an N+1.
+    pub n1_threshold: u64,
+    pub queue_capacity: usize,
+}
+
+impl Default for ObserveConfig {
+    fn default() -> Self {
+        ObserveConfig {
+            max_fingerprints: 5000,
+            n1_threshold: 5,
+            queue_capacity: QUEUE_CAPACITY,
+        }
+    }
+}
+
+/// What travels from the connections to the observer.
+enum Event {
+    Execution(Execution),
+    Ready { connection: u64, status: u8 },
+    Closed { connection: u64 },
+}
+
+/// The analysis side of pgscope: a queue, a thread draining it, the registry and findings.
+pub struct Observer {
+    registry: Arc<Mutex<Registry>>,
+    findings: Arc<Mutex<Findings>>,
+    dropped: Arc<AtomicU64>,
+    tx: SyncSender<Event>,
+}
+
+impl Observer {
+    /// Start the observer thread.
+    pub fn start(config: ObserveConfig) -> Arc<Observer> {
+        let registry = Arc::new(Mutex::new(Registry::new(config.max_fingerprints)));
+        let findings = Arc::new(Mutex::new(Findings::new(MAX_FINDINGS)));
+        let (tx, rx) = mpsc::sync_channel(config.queue_capacity);
+        let worker = Worker {
+            registry: registry.clone(),
+            findings: findings.clone(),
+            threshold: config.n1_threshold,
+            texts: HashMap::new(),
+            shapes: HashMap::new(),
+            detectors: HashMap::new(),
+            bursts: Vec::new(),
+            scratch: String::new(),
+        };
+        std::thread::Builder::new()
+            .name("pgscope-observe".into())
+            .spawn(move || worker.run(rx))
+            .expect("spawning the observer thread");
+        Arc::new(Observer {
+            registry,
+            findings,
+            dropped: Arc::new(AtomicU64::new(0)),
+            tx,
+        })
+    }
+
+    /// The registry, locked. Hold it briefly: the observer thread waits for it.
+    pub fn registry(&self) -> MutexGuard<'_, Registry> {
+        self.registry.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The N+1 and duplicate findings, locked. Hold it briefly.
+    pub fn findings(&self) -> MutexGuard<'_, Findings> {
+        self.findings.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Events dropped because the observer could not keep up.
+    pub fn dropped(&self) -> u64 {
+        self.dropped.load(Ordering::Relaxed)
+    }
+}
+
+impl SinkFactory for Observer {
+    fn sink(&self, connection_id: u64) -> Box<dyn ExecutionSink> {
+        Box::new(QueueSink {
+            connection: connection_id,
+            status: b'I',
+            tx: self.tx.clone(),
+            dropped: self.dropped.clone(),
+        })
+    }
+}
+
+/// A connection's sink: hands events to the observer without ever waiting.
+struct QueueSink {
+    connection: u64,
+    /// The last transaction status sent: only changes are worth an event.
+    status: u8,
+    tx: SyncSender<Event>,
+    dropped: Arc<AtomicU64>,
+}
+
+impl QueueSink {
+    fn send(&self, event: Event) {
+        match self.tx.try_send(event) {
+            Ok(()) => {}
+            Err(TrySendError::Full(_)) | Err(TrySendError::Disconnected(_)) => {
+                self.dropped.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+}
+
+impl ExecutionSink for QueueSink {
+    fn record(&mut self, execution: Execution) {
+        self.send(Event::Execution(execution));
+    }
+
+    fn ready_for_query(&mut self, status: u8) {
+        if status != self.status {
+            self.status = status;
+            self.send(Event::Ready {
+                connection: self.connection,
+                status,
+            });
+        }
+    }
+
+    fn closed(&mut self) {
+        self.send(Event::Closed {
+            connection: self.connection,
+        });
+    }
+}
+
+/// What the observer remembers of a statement text.
+#[derive(Clone)]
+struct Fingerprinted {
+    id: u64,
+    literal_digest: u64,
+    request: Option<u64>,
+    route: Option<Arc<str>>,
+}
+
+/// The observer thread's state.
+struct Worker {
+    registry: Arc<Mutex<Registry>>,
+    findings: Arc<Mutex<Findings>>,
+    threshold: u64,
+    /// Prepared-statement text (by address and range) → what it fingerprinted to. Each entry
+    /// keeps its `Arc` alive, so an address cannot be reused for another text while cached.
+    texts: HashMap<(usize, usize, usize), (Arc<str>, Fingerprinted)>,
+    shapes: HashMap<u64, Arc<Shape>>,
+    detectors: HashMap<u64, ConnDetector>,
+    /// Findings of the current batch, published under one lock.
+    bursts: Vec<Burst>,
+    scratch: String,
+}
+
+impl Worker {
+    fn run(mut self, rx: Receiver<Event>) {
+        // The thread polls instead of blocking in `recv`: a blocked receiver would make every
+        // `try_send` on the relay's side wake it with a futex call, which costs the relay more
+        // than all its other per-statement work together.
+        let shared = self.registry.clone();
+        loop {
+            let mut registry = shared.lock().unwrap_or_else(|p| p.into_inner());
+            let mut handled = 0;
+            let mut disconnected = false;
+            while handled < BATCH {
+                match rx.try_recv() {
+                    Ok(event) => self.handle(&mut registry, event),
+                    Err(TryRecvError::Empty) => break,
+                    Err(TryRecvError::Disconnected) => {
+                        disconnected = true;
+                        break;
+                    }
+                }
+                handled += 1;
+            }
+            drop(registry);
+            if !self.bursts.is_empty() {
+                let mut findings = self.findings.lock().unwrap_or_else(|p| p.into_inner());
+                for b in self.bursts.drain(..) {
+                    findings.add(b);
+                }
+            }
+            if disconnected {
+                return;
+            }
+            if handled < BATCH {
+                std::thread::sleep(POLL);
+            }
+        }
+    }
+
+    fn handle(&mut self, registry: &mut Registry, event: Event) {
+        match event {
+            Event::Execution(e) => self.execution(registry, e),
+            Event::Ready { connection, status } => {
+                if let Some(d) = self.detectors.get_mut(&connection) {
+                    d.ready_for_query(status, &mut self.bursts);
+                }
+            }
+            Event::Closed { connection } => {
+                if let Some(mut d) = self.detectors.remove(&connection) {
+                    d.close(&mut self.bursts);
+                }
+            }
+        }
+    }
+
+    fn execution(&mut self, registry: &mut Registry, e: Execution) {
+        let fp = self.fingerprint(&e);
+        let shape = match self.shapes.get(&fp.id) {
+            Some(s) => s.clone(),
+            None => {
+                let shape = Arc::new(self.shape(e.sql.as_str()));
+                if self.shapes.len() >= SHAPE_CACHE {
+                    self.shapes.clear();
+                }
+                self.shapes.insert(fp.id, shape.clone());
+                shape
+            }
+        };
+        let sample = Sample {
+            duration: e.duration,
+            rows: e.rows,
+            failed: e.error.is_some(),
+            at: e.started_at,
+        };
+        registry.record(fp.id, &sample, || Description {
+            query: shape.query.clone(),
+            kind: shape.kind,
+            tables: Arc::from(shape.tables.clone()),
+        });
+        if e.error.is_some() {
+            return; // a failed statement is not part of a loop over rows
+        }
+        if !self.detectors.contains_key(&e.connection_id) && self.detectors.len() >= MAX_CONNECTIONS
+        {
+            // Lost Closed events (queue full) must not leak detectors: finish an arbitrary one.
+            if let Some(&old) = self.detectors.keys().next() {
+                if let Some(mut d) = self.detectors.remove(&old) {
+                    d.close(&mut self.bursts);
+                }
+            }
+        }
+        let threshold = self.threshold;
+        let detector = self
+            .detectors
+            .entry(e.connection_id)
+            .or_insert_with(|| ConnDetector::new(threshold));
+        detector.statement(
+            nplusone::Statement {
+                fingerprint: fp.id,
+                shape,
+                digest: xxh3_64_with_seed(&e.params_digest.to_le_bytes(), fp.literal_digest),
+                rows: e.rows,
+                duration: e.duration,
+                started: e.started,
+                at: e.started_at,
+                request: fp.request,
+                route: fp.route,
+            },
+            &mut self.bursts,
+        );
+    }
+
+    /// The fingerprint of an execution's text, from the cache for prepared statements.
+    fn fingerprint(&mut self, e: &Execution) -> Fingerprinted {
+        let sql = e.sql.as_str();
+        if e.protocol != Protocol::Extended {
+            return self.normalize(sql);
+        }
+        let key = (
+            Arc::as_ptr(e.sql.shared()) as *const u8 as usize,
+            sql.as_ptr() as usize,
+            sql.len(),
+        );
+        if let Some((_, fp)) = self.texts.get(&key) {
+            return fp.clone();
+        }
+        let fp = self.normalize(sql);
+        if self.texts.len() >= TEXT_CACHE {
+            self.texts.clear();
+        }
+        self.texts.insert(key, (e.sql.shared().clone(), fp.clone()));
+        fp
+    }
+
+    fn normalize(&mut self, sql: &str) -> Fingerprinted {
+        let n = fingerprint::normalize(sql.as_bytes(), &mut self.scratch);
+        Fingerprinted {
+            id: n.id,
+            literal_digest: n.literal_digest,
+            request: request_key(&n.context),
+            route: n
+                .context
+                .route
+                .as_deref()
+                .or(n.context.controller.as_deref())
+                .map(Arc::from),
+        }
+    }
+
+    /// Normalize and analyze a statement's text (once per new fingerprint).
+    fn shape(&mut self, sql: &str) -> Shape {
+        fingerprint::normalize(sql.as_bytes(), &mut self.scratch);
+        let analysis = fingerprint::analyze(&self.scratch);
+        Shape::new(&self.scratch, &analysis)
+    }
+}
+
+/// A request's identity from sqlcommenter context: its trace id, else its route and view.
+fn request_key(c: &Context) -> Option<u64> {
+    if let Some(tp) = &c.traceparent {
+        // `00-<trace id>-<span id>-<flags>`: the trace id names the request.
+        let trace = tp.split('-').nth(1).unwrap_or(tp);
+        return Some(xxh3_64(trace.as_bytes()));
+    }
+    match (&c.route, &c.controller) {
+        (None, None) => None,
+        (r, v) => Some(xxh3_64_with_seed(
+            r.as_deref().unwrap_or("").as_bytes(),
+            xxh3_64(v.as_deref().unwrap_or("").as_bytes()),
+        )),
+    }
+}

@@ -1,0 +1,615 @@
+//! N+1 and duplicate-query detection, per connection and per request.
+//!
+//! # Requests
+//!
+//! A request is the run of statements one application request made. Its boundaries, in order
+//! of trust:
+//! 1. sqlcommenter context: a statement whose `traceparent` trace id (or, without one, whose
+//!    `route`/`controller`) differs from the previous statement's starts a new request;
+//! 2. the end of an explicit transaction (ReadyForQuery back to idle after `T`/`E`): Django's
+//!    `ATOMIC_REQUESTS` makes a request one transaction;
+//! 3. the connection's life: Django's default `CONN_MAX_AGE=0` opens one connection per request;
+//! 4. an idle gap of more than [`IDLE_GAP`] between two statements.
+//!
+//! # Findings
+//!
+//! - **N+1**: within one request, one SELECT fingerprint executed at least `threshold` times
+//!   with at least two different parameter values, after a parent query that returned at
+//!   least `threshold` rows. The parent is chosen by shape (the child looks up a primary key
+//!   the parent selected as `<field>_id`, or a foreign key pointing back at the parent's table,
+//!   or joins through the parent's many-to-many table); failing that, it is the nearest
+//!   preceding query with enough rows. A parent that is itself the child of an N+1 (nested
+//!   loops, `loan.member.branch`) extends the relation path (`member__branch`) back to the
+//!   query that started it.
+//! - **Duplicate**: one fingerprint with the same parameter values executed at least three
+//!   times in a request (two repeats over the first), and not part of an N+1.
+//!
+//! Server-side cursor traffic (`DECLARE`, `FETCH`, `CLOSE`), writes and bulk inserts are not
+//! SELECT statements here and are never findings.
+//!
+//! Work per statement is O(1) amortized (hash map updates); memory per connection is bounded
+//! by [`MAX_RUNS`] fingerprints and [`MAX_PARENTS`] parent candidates per request: a request
+//! that outgrows them is evaluated and a new one started.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use super::django::{self, Orm, Relation, Suggestion};
+use crate::fingerprint::{Analysis, Clause, Kind};
+
+/// Statements further apart than this on one connection belong to different requests.
+pub const IDLE_GAP: Duration = Duration::from_millis(500);
+/// Distinct fingerprints tracked per request.
+pub const MAX_RUNS: usize = 512;
+/// Parent candidates kept per request.
+pub const MAX_PARENTS: usize = 64;
+/// Distinct parameter digests counted per fingerprint per request.
+const MAX_DIGESTS: usize = 256;
+/// How far a nested relation path is followed.
+const MAX_DEPTH: usize = 4;
+
+/// What the detector needs to know about a fingerprint (computed once per fingerprint).
+#[derive(Debug)]
+pub struct Shape {
+    /// Normalized text.
+    pub query: Arc<str>,
+    pub kind: Kind,
+    /// A plain SELECT (not a cursor declaration or a FETCH).
+    pub select: bool,
+    /// The first table read.
+    pub table: Option<String>,
+    pub tables: Vec<String>,
+    /// `(table, column)` of the qualified columns in the select list.
+    pub selected: Vec<(String, String)>,
+    /// `(table, column, operator)` compared in WHERE.
+    pub filters: Vec<(Option<String>, String, String)>,
+}
+
+impl Shape {
+    pub fn new(query: &str, analysis: &Analysis) -> Shape {
+        let select = analysis.kind == Kind::Select
+            && query
+                .get(..6)
+                .is_some_and(|p| p.eq_ignore_ascii_case("SELECT"));
+        let filters = analysis
+            .predicates
+            .iter()
+            .filter(|p| p.clause == Clause::Where)
+            .map(|p| (p.table.clone(), p.column.clone(), p.op.clone()))
+            .collect();
+        Shape {
+            query: Arc::from(query),
+            kind: analysis.kind,
+            select,
+            table: analysis.tables.first().cloned(),
+            tables: analysis.tables.clone(),
+            selected: if select {
+                selected_columns(query)
+            } else {
+                Vec::new()
+            },
+            filters,
+        }
+    }
+
+    /// Columns compared with `=` or `IN` on `table` (or unqualified).
+    fn equality_filters<'a>(&'a self, table: &'a str) -> impl Iterator<Item = &'a str> + 'a {
+        self.filters.iter().filter_map(move |(t, c, op)| {
+            let on_table = t.as_deref().is_none_or(|t| t == table);
+            (on_table && (op == "=" || op == "IN" || op == "= ANY")).then_some(c.as_str())
+        })
+    }
+}
+
+/// The qualified columns (`"t"."c"` or `t.c`) between SELECT and the first top-level FROM.
+fn selected_columns(query: &str) -> Vec<(String, String)> {
+    let b = query.as_bytes();
+    let mut out = Vec::new();
+    let mut i = 6;
+    let mut depth = 0usize;
+    let mut prev: Option<String> = None; // the identifier just before a `.`
+    while i < b.len() {
+        match b[i] {
+            b'(' => depth += 1,
+            b')' => depth = depth.saturating_sub(1),
+            b'\'' => {
+                i = b[i + 1..]
+                    .iter()
+                    .position(|&c| c == b'\'')
+                    .map_or(b.len(), |p| i + 2 + p);
+                prev = None;
+                continue;
+            }
+            b'"' | b'a'..=b'z' | b'A'..=b'Z' | b'_' => {
+                let (ident, end) = identifier(b, i);
+                if depth == 0 && ident.eq_ignore_ascii_case("FROM") && b[i] != b'"' {
+                    break;
+                }
+                if let Some(table) = prev.take() {
+                    out.push((table, ident.clone()));
+                } else if b.get(end) == Some(&b'.') {
+                    prev = Some(ident);
+                    i = end + 1;
+                    continue;
+                }
+                i = end;
+                continue;
+            }
+            _ => prev = None,
+        }
+        i += 1;
+    }
+    out
+}
+
+/// The identifier at `b[i]` (quoted or bare) and where it ends.
+fn identifier(b: &[u8], i: usize) -> (String, usize) {
+    if b[i] == b'"' {
+        let end = b[i + 1..]
+            .iter()
+            .position(|&c| c == b'"')
+            .map_or(b.len(), |p| i + 1 + p);
+        let name = String::from_utf8_lossy(&b[i + 1..end]).into_owned();
+        (name, (end + 1).min(b.len()))
+    } else {
+        let end = b[i..]
+            .iter()
+            .position(|c| !(c.is_ascii_alphanumeric() || *c == b'_' || *c == b'$'))
+            .map_or(b.len(), |p| i + p);
+        (String::from_utf8_lossy(&b[i..end]).into_owned(), end)
+    }
+}
+
+/// One execution, as the detector sees it.
+#[derive(Clone, Debug)]
+pub struct Statement {
+    pub fingerprint: u64,
+    pub shape: Arc<Shape>,
+    /// Digest of the parameter values and literals: equal digests mean equal values.
+    pub digest: u64,
+    pub rows: u64,
+    pub duration: Duration,
+    pub started: Instant,
+    pub at: SystemTime,
+    /// Identifies the request from sqlcommenter context (trace id, or route/controller).
+    pub request: Option<u64>,
+    pub route: Option<Arc<str>>,
+}
+
+/// A finding from one request.
+#[derive(Clone, Debug)]
+pub struct Burst {
+    pub duplicate: bool,
+    pub fingerprint: u64,
+    pub shape: Arc<Shape>,
+    /// The query that caused the burst (the root of a nested path), for N+1s.
+    pub parent: Option<(u64, Arc<Shape>)>,
+    /// Executions in the burst (for duplicates: of the repeated parameters).
+    pub size: u64,
+    /// Time spent in the burst beyond one query.
+    pub wasted: Duration,
+    pub route: Option<Arc<str>>,
+    pub suggestion: Suggestion,
+    pub at: SystemTime,
+}
+
+/// One fingerprint's executions in the current request.
+struct Run {
+    fingerprint: u64,
+    shape: Arc<Shape>,
+    first_seq: u32,
+    count: u64,
+    rows: u64,
+    total: Duration,
+    digests: HashMap<u64, u32>,
+    /// Most executions with one digest.
+    max_same: u32,
+    last_at: SystemTime,
+}
+
+struct ParentCandidate {
+    fingerprint: u64,
+    shape: Arc<Shape>,
+    seq: u32,
+}
+
+/// The statements of one connection's current request.
+pub struct ConnDetector {
+    threshold: u64,
+    seq: u32,
+    runs: HashMap<u64, Run>,
+    parents: Vec<ParentCandidate>,
+    request: Option<u64>,
+    route: Option<Arc<str>>,
+    last_end: Option<Instant>,
+    in_transaction: bool,
+}
+
+impl ConnDetector {
+    pub fn new(threshold: u64) -> Self {
+        ConnDetector {
+            threshold: threshold.max(2),
+            seq: 0,
+            runs: HashMap::new(),
+            parents: Vec::new(),
+            request: None,
+            route: None,
+            last_end: None,
+            in_transaction: false,
+        }
+    }
+
+    /// Take one execution; findings of a request that it ends go to `out`.
+    pub fn statement(&mut self, s: Statement, out: &mut Vec<Burst>) {
+        // Statements without context (a driver's own BEGIN, connection setup) neither start
+        // nor end a request.
+        let new_request = matches!((s.request, self.request), (Some(a), Some(b)) if a != b);
+        let idle = self
+            .last_end
+            .is_some_and(|end| s.started.saturating_duration_since(end) > IDLE_GAP);
+        let full = self.runs.len() >= MAX_RUNS && !self.runs.contains_key(&s.fingerprint);
+        if new_request || idle || full {
+            self.finish(out);
+        }
+        if s.request.is_some() {
+            self.request = s.request;
+        }
+        if s.route.is_some() {
+            self.route = s.route.clone();
+        }
+        self.last_end = Some(s.started + s.duration);
+        if !s.shape.select {
+            self.seq += 1;
+            return;
+        }
+        let seq = self.seq;
+        self.seq += 1;
+        let run = self.runs.entry(s.fingerprint).or_insert_with(|| Run {
+            fingerprint: s.fingerprint,
+            shape: s.shape.clone(),
+            first_seq: seq,
+            count: 0,
+            rows: 0,
+            total: Duration::ZERO,
+            digests: HashMap::new(),
+            max_same: 0,
+            last_at: s.at,
+        });
+        run.count += 1;
+        run.rows += s.rows;
+        run.total += s.duration;
+        run.last_at = s.at;
+        if run.digests.len() < MAX_DIGESTS || run.digests.contains_key(&s.digest) {
+            let n = run.digests.entry(s.digest).or_insert(0);
+            *n += 1;
+            run.max_same = run.max_same.max(*n);
+        }
+        if s.rows >= self.threshold {
+            if self.parents.len() >= MAX_PARENTS {
+                self.parents.remove(0);
+            }
+            self.parents.push(ParentCandidate {
+                fingerprint: s.fingerprint,
+                shape: s.shape,
+                seq,
+            });
+        }
+    }
+
+    /// ReadyForQuery: the end of an explicit transaction ends the request.
+    pub fn ready_for_query(&mut self, status: u8, out: &mut Vec<Burst>) {
+        if self.in_transaction && status == b'I' {
+            self.finish(out);
+        }
+        self.in_transaction = status != b'I';
+    }
+
+    /// The connection closed: its last request ends.
+    pub fn close(&mut self, out: &mut Vec<Burst>) {
+        self.finish(out);
+    }
+
+    /// Evaluate the current request and start a new one.
+    pub fn finish(&mut self, out: &mut Vec<Burst>) {
+        if self.runs.is_empty() {
+            self.reset();
+            return;
+        }
+        let mut children: HashMap<u64, (Option<u64>, Option<Relation>)> = HashMap::new();
+        let mut order: Vec<&Run> = self.runs.values().collect();
+        order.sort_unstable_by_key(|r| r.first_seq);
+        // First pass: each N+1 child's immediate parent and relation.
+        for run in &order {
+            if run.count >= self.threshold && run.digests.len() >= 2 {
+                if let Some(found) = self.parent_of(run) {
+                    children.insert(run.fingerprint, found);
+                }
+            }
+        }
+        for run in &order {
+            let at = run.last_at;
+            if let Some((parent, relation)) = children.get(&run.fingerprint) {
+                // Follow nested parents back to the root query.
+                let mut path = relation.clone();
+                let mut root = *parent;
+                for _ in 0..MAX_DEPTH {
+                    let Some((Some(up), up_rel)) = root.and_then(|p| children.get(&p)) else {
+                        break;
+                    };
+                    path = match (up_rel, path) {
+                        (Some(a), Some(b)) => Some(Relation {
+                            orm: if a.orm == Orm::SelectRelated && b.orm == Orm::SelectRelated {
+                                Orm::SelectRelated
+                            } else {
+                                Orm::PrefetchRelated
+                            },
+                            path: format!("{}__{}", a.path, b.path),
+                            guessed: a.guessed || b.guessed,
+                        }),
+                        _ => None,
+                    };
+                    root = Some(*up);
+                }
+                let parent_shape = root
+                    .and_then(|p| self.runs.get(&p))
+                    .map(|r| r.shape.clone());
+                let suggestion = match (&path, &parent_shape) {
+                    (Some(rel), Some(p)) => django::n_plus_one_advice(
+                        p.table.as_deref().unwrap_or("?"),
+                        run.shape.table.as_deref().unwrap_or("?"),
+                        rel,
+                        run.count,
+                    ),
+                    _ => Suggestion {
+                        orm: None,
+                        model: None,
+                        field: None,
+                        text: format!(
+                            "One query runs {} times in a loop over the rows of an earlier \
+                             query. Load the related rows together with the parent rows \
+                             (select_related / prefetch_related) or in one query with IN (…).",
+                            run.count
+                        ),
+                    },
+                };
+                out.push(Burst {
+                    duplicate: false,
+                    fingerprint: run.fingerprint,
+                    shape: run.shape.clone(),
+                    parent: root.zip(parent_shape),
+                    size: run.count,
+                    wasted: run.total - run.total / run.count as u32,
+                    route: self.route.clone(),
+                    suggestion,
+                    at,
+                });
+            } else if run.max_same >= 3 {
+                let repeats = u64::from(run.max_same);
+                let mean = run.total / run.count as u32;
+                out.push(Burst {
+                    duplicate: true,
+                    fingerprint: run.fingerprint,
+                    shape: run.shape.clone(),
+                    parent: None,
+                    size: repeats,
+                    wasted: mean * (run.max_same - 1),
+                    route: self.route.clone(),
+                    suggestion: django::duplicate_advice(run.shape.table.as_deref(), repeats),
+                    at,
+                });
+            }
+        }
+        self.reset();
+    }
+
+    fn reset(&mut self) {
+        self.runs.clear();
+        self.parents.clear();
+        self.seq = 0;
+        self.route = None;
+    }
+
+    /// The parent of an N+1 child run: (parent fingerprint, how the child relates to it).
+    fn parent_of(&self, child: &Run) -> Option<(Option<u64>, Option<Relation>)> {
+        let before = |seq: u32| seq < child.first_seq;
+        // Candidates: single queries with enough rows, and earlier bursts whose rows add up.
+        let mut candidates: Vec<(u32, u64, &Arc<Shape>)> = self
+            .parents
+            .iter()
+            .filter(|p| before(p.seq) && p.fingerprint != child.fingerprint)
+            .map(|p| (p.seq, p.fingerprint, &p.shape))
+            .collect();
+        for r in self.runs.values() {
+            if r.fingerprint != child.fingerprint
+                && before(r.first_seq)
+                && r.count >= self.threshold
+                && r.rows >= self.threshold
+            {
+                candidates.push((r.first_seq, r.fingerprint, &r.shape));
+            }
+        }
+        // Nearest first.
+        candidates.sort_unstable_by_key(|c| std::cmp::Reverse(c.0));
+        for (_, fp, shape) in &candidates {
+            if let Some(rel) = relation(shape, &child.shape) {
+                return Some((Some(*fp), Some(rel)));
+            }
+        }
+        candidates
+            .first()
+            .map(|(_, fp, shape)| (Some(*fp), guess_relation(shape, &child.shape)))
+    }
+}
+
+/// How `child` relates to `parent` by Django's naming, if it clearly does.
+fn relation(parent: &Shape, child: &Shape) -> Option<Relation> {
+    let ptable = parent.table.as_deref()?;
+    let ctable = child.table.as_deref()?;
+    let child_filters: Vec<&str> = child.equality_filters(ctable).collect();
+    // Forward foreign key: the child is looked up by primary key and the parent selected a
+    // `<field>_id` column named after the child's model.
+    if child_filters.contains(&"id") {
+        for (t, col) in &parent.selected {
+            if t != ptable {
+                continue;
+            }
+            if let Some(field) = col.strip_suffix("_id") {
+                if django::table_is_model(ctable, field) {
+                    return Some(Relation {
+                        orm: Orm::SelectRelated,
+                        path: field.to_owned(),
+                        guessed: false,
+                    });
+                }
+            }
+        }
+    }
+    // Many-to-many: the child joins through `<parent table>_<field>` and filters on it.
+    for t in &child.tables {
+        if let Some(field) = t
+            .strip_prefix(ptable)
+            .and_then(|rest| rest.strip_prefix('_'))
+        {
+            if t != ctable && child.equality_filters(t).next().is_some() {
+                return Some(Relation {
+                    orm: Orm::PrefetchRelated,
+                    path: field.to_owned(),
+                    guessed: false,
+                });
+            }
+        }
+    }
+    // Reverse foreign key: the child is filtered on `<parent model>_id`.
+    for col in &child_filters {
+        if let Some(model) = col.strip_suffix("_id") {
+            if django::table_is_model(ptable, model) {
+                let child_model = django::model_of(ctable, Some(ptable)).name.to_lowercase();
+                return Some(Relation {
+                    orm: Orm::PrefetchRelated,
+                    path: format!("{child_model}_set"),
+                    guessed: false,
+                });
+            }
+        }
+    }
+    None
+}
+
+/// A relation by shape alone when names do not match (custom field names): a primary-key
+/// lookup under a parent that selected foreign keys, or a filter on some `_id` column.
+fn guess_relation(parent: &Shape, child: &Shape) -> Option<Relation> {
+    let ptable = parent.table.as_deref()?;
+    let ctable = child.table.as_deref()?;
+    let child_filters: Vec<&str> = child.equality_filters(ctable).collect();
+    if child_filters.contains(&"id") {
+        let fk = parent
+            .selected
+            .iter()
+            .find(|(t, c)| t == ptable && c.ends_with("_id"))?;
+        return Some(Relation {
+            orm: Orm::SelectRelated,
+            path: fk.1.trim_end_matches("_id").to_owned(),
+            guessed: true,
+        });
+    }
+    if child_filters.iter().any(|c| c.ends_with("_id")) {
+        let child_model = django::model_of(ctable, Some(ptable)).name.to_lowercase();
+        return Some(Relation {
+            orm: Orm::PrefetchRelated,
+            path: format!("{child_model}_set"),
+            guessed: true,
+        });
+    }
+    None
+}
+
+/// One aggregated finding (SPEC's `/api/nplusone` entry).
+#[derive(Clone, Debug)]
+pub struct Finding {
+    pub duplicate: bool,
+    pub fingerprint: u64,
+    pub query: Arc<str>,
+    pub parent: Option<(u64, Arc<str>)>,
+    pub bursts: u64,
+    pub max_burst: u64,
+    pub queries: u64,
+    pub wasted: Duration,
+    pub route: Option<Arc<str>>,
+    pub suggestion: Suggestion,
+    pub first_seen: SystemTime,
+    pub last_seen: SystemTime,
+}
+
+/// All findings, aggregated by (kind, fingerprint, parent), bounded in number.
+pub struct Findings {
+    entries: HashMap<(bool, u64, u64), Finding>,
+    max: usize,
+}
+
+impl Findings {
+    pub fn new(max: usize) -> Self {
+        Findings {
+            entries: HashMap::new(),
+            max: max.max(1),
+        }
+    }
+
+    pub fn add(&mut self, b: Burst) {
+        let parent_fp = b.parent.as_ref().map_or(0, |p| p.0);
+        let key = (b.duplicate, b.fingerprint, parent_fp);
+        if !self.entries.contains_key(&key) && self.entries.len() >= self.max {
+            // Forget the finding seen least recently.
+            if let Some(old) = self
+                .entries
+                .iter()
+                .min_by_key(|(_, f)| f.last_seen)
+                .map(|(k, _)| *k)
+            {
+                self.entries.remove(&old);
+            }
+        }
+        let f = self.entries.entry(key).or_insert_with(|| Finding {
+            duplicate: b.duplicate,
+            fingerprint: b.fingerprint,
+            query: b.shape.query.clone(),
+            parent: b.parent.as_ref().map(|(fp, s)| (*fp, s.query.clone())),
+            bursts: 0,
+            max_burst: 0,
+            queries: 0,
+            wasted: Duration::ZERO,
+            route: None,
+            suggestion: b.suggestion.clone(),
+            first_seen: b.at,
+            last_seen: b.at,
+        });
+        f.bursts += 1;
+        f.max_burst = f.max_burst.max(b.size);
+        f.queries += b.size;
+        f.wasted += b.wasted;
+        if b.route.is_some() {
+            f.route = b.route;
+        }
+        f.suggestion = b.suggestion;
+        f.last_seen = f.last_seen.max(b.at);
+    }
+
+    /// Every finding, most wasted time first.
+    pub fn by_wasted_time(&self) -> Vec<&Finding> {
+        let mut all: Vec<&Finding> = self.entries.values().collect();
+        all.sort_unstable_by(|a, b| {
+            b.wasted
+                .cmp(&a.wasted)
+                .then(a.fingerprint.cmp(&b.fingerprint))
+        });
+        all
+    }
+
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+}

@@ -1,0 +1,378 @@
+//! Statistics end to end: a real workload through the real binary, checked against
+//! `/api/queries` and `/metrics` (and by `promtool`), literals kept out, the fingerprint bound
+//! held with evictions counted.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::{get, get_ok, run, ConnInfo, PgServer, ProxyProcess, TIMEOUT};
+use serde_json::Value;
+
+/// Literal values sent in the workload that must never appear in the exports.
+const SECRETS: [&str; 3] = ["s3cr3t-literal", "987654321", "4111111111111111"];
+
+fn psql(conn: &ConnInfo, sql: &str) -> common::CmdOutput {
+    run(
+        conn.command("psql")
+            .args(["-X", "-q", "-v", "ON_ERROR_STOP=0", "-c", sql]),
+        TIMEOUT,
+    )
+}
+
+/// `/api/queries`, parsed.
+fn queries(http: u16) -> Vec<Value> {
+    let body = get_ok(http, "/api/queries");
+    let v: Value = serde_json::from_str(&body).expect("/api/queries is JSON");
+    v["queries"]
+        .as_array()
+        .expect("queries is an array")
+        .clone()
+}
+
+/// The one fingerprint whose normalized text contains every one of `parts`.
+fn find<'a>(qs: &'a [Value], parts: &[&str]) -> Option<&'a Value> {
+    let matches: Vec<&Value> = qs
+        .iter()
+        .filter(|q| {
+            let text = q["query"].as_str().unwrap_or("");
+            parts.iter().all(|p| text.contains(p))
+        })
+        .collect();
+    assert!(
+        matches.len() <= 1,
+        "{parts:?} matches several: {matches:#?}"
+    );
+    matches.first().copied()
+}
+
+/// Poll `/api/queries` until `done` holds (analysis is asynchronous), or fail.
+fn wait_for(http: u16, what: &str, done: impl Fn(&[Value]) -> bool) -> Vec<Value> {
+    let deadline = Instant::now() + TIMEOUT;
+    loop {
+        let qs = queries(http);
+        if done(&qs) {
+            return qs;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "timed out waiting for {what}: {qs:#?}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn calls(q: Option<&Value>) -> u64 {
+    q.and_then(|q| q["calls"].as_u64()).unwrap_or(0)
+}
+
+/// A metric's value for a label set, from the exposition text.
+fn metric(text: &str, series: &str) -> Option<f64> {
+    text.lines()
+        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
+}
+
+#[test]
+fn workload_statistics_match_what_was_sent() {
+    let pg = PgServer::start();
+    let proxy = ProxyProcess::start(pg.port());
+    let http = proxy.http_port().unwrap();
+    let conn = proxy.conn();
+
+    psql(
+        &conn,
+        "CREATE TABLE stats_items (id int PRIMARY KEY, label text)",
+    )
+    .assert_success();
+    psql(
+        &conn,
+        "INSERT INTO stats_items SELECT g, 's3cr3t-literal' || g FROM generate_series(1, 100) g",
+    )
+    .assert_success();
+    // 30 lookups with different literals: one fingerprint, 30 calls, 30 rows.
+    let lookups: String = (1..=30)
+        .map(|i| format!("SELECT label FROM stats_items WHERE id = {i};"))
+        .collect();
+    psql(&conn, &lookups).assert_success();
+    // A range that returns 10 rows, 3 times.
+    for lo in [1, 11, 21] {
+        psql(
+            &conn,
+            &format!(
+                "SELECT * FROM stats_items WHERE id BETWEEN {lo} AND {}",
+                lo + 9
+            ),
+        )
+        .assert_success();
+    }
+    // Errors: 4 failing executions of one fingerprint (literal included in the text).
+    for _ in 0..4 {
+        let out = psql(
+            &conn,
+            "SELECT * FROM stats_missing WHERE card = '4111111111111111'",
+        );
+        assert!(out.stderr.contains("stats_missing"), "{out}");
+    }
+    // An update touching 5 rows with a literal that must not leak.
+    psql(
+        &conn,
+        "UPDATE stats_items SET label = 'x' WHERE id <= 5 OR id = 987654321",
+    )
+    .assert_success();
+    // Latency: 19 short sleeps and one long one, through the extended protocol (pgbench).
+    let script = std::env::temp_dir().join(format!(
+        "pgscope-stats-sleep-{}-{}.sql",
+        std::process::id(),
+        pg.port()
+    ));
+    std::fs::write(&script, "SELECT pg_sleep(0.01);\n").unwrap();
+    run(
+        conn.command("pgbench")
+            .args(["-n", "-M", "prepared", "-t", "19", "-f"])
+            .arg(&script),
+        TIMEOUT,
+    )
+    .assert_success();
+    std::fs::remove_file(&script).ok();
+    psql(&conn, "SELECT pg_sleep(0.25)").assert_success();
+
+    let qs = wait_for(http, "the workload's fingerprints", |qs| {
+        calls(find(qs, &["SELECT label FROM stats_items"])) >= 30
+            && calls(find(qs, &["stats_missing"])) >= 4
+            && calls(find(qs, &["pg_sleep"])) >= 20
+            && calls(find(qs, &["BETWEEN"])) >= 3
+    });
+
+    let lookup = find(&qs, &["SELECT label FROM stats_items"]).unwrap();
+    assert_eq!(lookup["calls"], 30, "{lookup}");
+    assert_eq!(lookup["rows"], 30, "{lookup}");
+    assert_eq!(lookup["errors"], 0, "{lookup}");
+    assert_eq!(lookup["kind"], "select", "{lookup}");
+    assert!(
+        lookup["tables"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|t| t == "stats_items"),
+        "{lookup}"
+    );
+
+    let range = find(&qs, &["BETWEEN"]).unwrap();
+    assert_eq!(
+        (range["calls"].as_u64(), range["rows"].as_u64()),
+        (Some(3), Some(30))
+    );
+
+    let missing = find(&qs, &["stats_missing"]).unwrap();
+    assert_eq!(missing["calls"], 4, "{missing}");
+    assert_eq!(missing["errors"], 4, "{missing}");
+
+    let update = find(&qs, &["UPDATE", "stats_items"]).unwrap();
+    assert_eq!(update["rows"], 5, "{update}");
+    assert_eq!(update["kind"], "update", "{update}");
+
+    // pg_sleep(0.01) × 19 by pgbench and pg_sleep(0.25) × 1 by psql: one fingerprint.
+    let sleep = find(&qs, &["pg_sleep"]).unwrap();
+    assert_eq!(sleep["calls"], 20, "{sleep}");
+    let f = |k: &str| sleep[k].as_f64().unwrap();
+    assert!(
+        f("p50_seconds") >= 0.0099 && f("p50_seconds") < 0.1,
+        "{sleep}"
+    );
+    assert!(
+        f("p95_seconds") >= 0.0099 && f("p95_seconds") < 0.2,
+        "{sleep}"
+    );
+    assert!(f("p99_seconds") >= 0.245, "{sleep}");
+    assert!(
+        f("max_seconds") >= 0.25 && f("max_seconds") < 1.0,
+        "{sleep}"
+    );
+    assert!(f("total_seconds") >= 0.19 + 0.25, "{sleep}");
+    assert!(f("p99_seconds") <= f("max_seconds"), "{sleep}");
+    assert!(
+        (f("mean_seconds") - f("total_seconds") / 20.0).abs() < 1e-6,
+        "{sleep}"
+    );
+
+    // Most total time first.
+    let totals: Vec<f64> = qs
+        .iter()
+        .map(|q| q["total_seconds"].as_f64().unwrap())
+        .collect();
+    assert!(totals.windows(2).all(|w| w[0] >= w[1]), "{totals:?}");
+
+    // The same numbers in /metrics.
+    let metrics = get_ok(http, "/metrics");
+    let id = lookup["fingerprint"].as_str().unwrap();
+    assert_eq!(id.len(), 16);
+    assert_eq!(
+        metric(
+            &metrics,
+            &format!("pgscope_queries_total{{fingerprint=\"{id}\"}}")
+        ),
+        Some(30.0)
+    );
+    assert_eq!(
+        metric(
+            &metrics,
+            &format!("pgscope_query_rows_total{{fingerprint=\"{id}\"}}")
+        ),
+        Some(30.0)
+    );
+    let mid = missing["fingerprint"].as_str().unwrap();
+    assert_eq!(
+        metric(
+            &metrics,
+            &format!("pgscope_query_errors_total{{fingerprint=\"{mid}\"}}")
+        ),
+        Some(4.0)
+    );
+    let sid = sleep["fingerprint"].as_str().unwrap();
+    let bucket = |le: &str| {
+        metric(
+            &metrics,
+            &format!("pgscope_query_duration_seconds_bucket{{fingerprint=\"{sid}\",le=\"{le}\"}}"),
+        )
+        .unwrap()
+    };
+    assert_eq!(bucket("0.005"), 0.0);
+    assert_eq!(bucket("0.1"), 19.0);
+    assert_eq!(bucket("+Inf"), 20.0);
+    assert_eq!(
+        metric(
+            &metrics,
+            &format!("pgscope_query_duration_seconds_count{{fingerprint=\"{sid}\"}}")
+        ),
+        Some(20.0)
+    );
+    assert!(metrics.contains(&format!(
+        "pgscope_query_info{{fingerprint=\"{sid}\",kind=\"select\""
+    )));
+    assert_eq!(
+        metric(&metrics, "pgscope_latency_target_seconds"),
+        Some(0.2)
+    );
+    assert!(metric(&metrics, "pgscope_client_connections_total").unwrap() >= 10.0);
+
+    // No literal leaves the process.
+    let api = get_ok(http, "/api/queries");
+    for secret in SECRETS {
+        assert!(!api.contains(secret), "/api/queries leaks {secret}");
+        assert!(!metrics.contains(secret), "/metrics leaks {secret}");
+        assert!(
+            !proxy.stderr_so_far().contains(secret),
+            "the log leaks {secret}"
+        );
+    }
+    drop(proxy);
+}
+
+#[test]
+fn metrics_pass_promtool_and_other_sums_the_rest() {
+    let pg = PgServer::start();
+    let proxy = ProxyProcess::start_with_args(pg.port(), &["--export-top", "3"]);
+    let http = proxy.http_port().unwrap();
+    let conn = proxy.conn();
+    // 8 distinct fingerprints with a "query" that needs escaping in a label.
+    let sql: String = (0..8)
+        .map(|i| format!("SELECT 'a\"b' AS \"col\\{i}\";"))
+        .collect();
+    psql(&conn, &sql).assert_success();
+    wait_for(http, "8 fingerprints", |qs| qs.len() >= 8);
+
+    let metrics = get_ok(http, "/metrics");
+    let exported: Vec<&str> = metrics
+        .lines()
+        .filter(|l| l.starts_with("pgscope_queries_total{"))
+        .collect();
+    assert_eq!(exported.len(), 4, "3 fingerprints and other: {exported:?}");
+    assert!(exported.iter().any(|l| l.contains("fingerprint=\"other\"")));
+    let sum: f64 = exported
+        .iter()
+        .map(|l| l.rsplit(' ').next().unwrap().parse::<f64>().unwrap())
+        .sum();
+    let calls: u64 = queries(http)
+        .iter()
+        .map(|q| q["calls"].as_u64().unwrap())
+        .sum();
+    assert_eq!(sum as u64, calls, "other + top = every call");
+
+    let promtool = which("promtool");
+    let out = common::run_with_stdin(
+        std::process::Command::new(promtool).args(["check", "metrics"]),
+        Some(metrics.as_bytes()),
+        TIMEOUT,
+    );
+    assert!(out.success(), "promtool check metrics: {out}\n{metrics}");
+}
+
+#[test]
+fn distinct_statements_are_bounded_and_evictions_counted() {
+    let pg = PgServer::start();
+    let proxy = ProxyProcess::start_with_args(pg.port(), &["--max-fingerprints", "100"]);
+    let http = proxy.http_port().unwrap();
+    const TOTAL: usize = 100_000;
+    const PER_QUERY: usize = 1000;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let client = proxy.conn().connect().await.unwrap();
+        for batch in 0..TOTAL / PER_QUERY {
+            // Distinct column names make distinct fingerprints.
+            let sql: String = (0..PER_QUERY)
+                .map(|i| format!("SELECT 1 AS c{};", batch * PER_QUERY + i))
+                .collect();
+            client.batch_execute(&sql).await.unwrap();
+        }
+    });
+    let deadline = Instant::now() + TIMEOUT;
+    let metrics = loop {
+        let m = get_ok(http, "/metrics");
+        let evicted = metric(&m, "pgscope_fingerprints_evicted_total").unwrap();
+        let dropped = metric(&m, "pgscope_analysis_events_dropped_total").unwrap();
+        if evicted + dropped >= (TOTAL - 100) as f64 {
+            break m;
+        }
+        assert!(Instant::now() < deadline, "evictions not counted: {m}");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert_eq!(
+        metric(&metrics, "pgscope_fingerprints_tracked"),
+        Some(100.0)
+    );
+    let evicted = metric(&metrics, "pgscope_fingerprints_evicted_total").unwrap();
+    let dropped = metric(&metrics, "pgscope_analysis_events_dropped_total").unwrap();
+    // Each distinct statement beyond the first 100 analyzed evicted one (setup statements of
+    // the connection itself, if any, add a few).
+    assert!(
+        evicted >= (TOTAL - 100) as f64 - dropped,
+        "{evicted} {dropped}"
+    );
+    assert!(evicted <= (TOTAL + 10) as f64, "{evicted}");
+    assert_eq!(queries(http).len(), 100);
+}
+
+#[test]
+fn healthz_follows_the_upstream() {
+    let mut pg = PgServer::start();
+    let proxy = ProxyProcess::start(pg.port());
+    let http = proxy.http_port().unwrap();
+    assert_eq!(get(http, "/healthz").0, 200);
+    pg.stop();
+    let (status, body) = get(http, "/healthz");
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(get(http, "/nowhere").0, 404);
+}
+
+fn which(program: &str) -> std::path::PathBuf {
+    std::env::var_os("PATH")
+        .and_then(|paths| {
+            std::env::split_paths(&paths)
+                .map(|p| p.join(program))
+                .find(|p| p.is_file())
+        })
+        .unwrap_or_else(|| panic!("{program} not found on PATH: run tests/setup.sh"))
+}
