@@ -4,8 +4,11 @@
 //! runs them in order and answers each with its own CommandComplete. The relay splits the text
 //! the same way so that each answer is paired with its own statement. The split is lexical:
 //! semicolons inside string literals (all forms), quoted identifiers, dollar-quoted bodies,
-//! comments and parentheses (`CREATE RULE … DO ALSO (a; b)`) do not split. Pieces that hold
-//! nothing but white space and comments are not statements (the server skips them too).
+//! comments, parentheses (`CREATE RULE … DO ALSO (a; b)`) and the `BEGIN ATOMIC … END` body of
+//! a SQL-standard function or procedure do not split (the last with psql's heuristic: inside
+//! `CREATE [OR REPLACE] FUNCTION|PROCEDURE`, `BEGIN` and, within it, `CASE` open a block that
+//! `END` closes). Pieces that hold nothing but white space and comments are not statements
+//! (the server skips them too).
 
 use std::ops::Range;
 
@@ -55,10 +58,11 @@ fn scan_statement(sql: &[u8], start: usize) -> (usize, bool) {
     let mut i = start;
     let mut depth = 0usize;
     let mut content = false;
+    let mut routine = Routine::default();
     while i < n {
         let b = sql[i];
         match b {
-            b';' if depth == 0 => return (i, content),
+            b';' if depth == 0 && routine.begin_depth == 0 => return (i, content),
             b'-' if sql.get(i + 1) == Some(&b'-') => {
                 i = memchr::memchr(b'\n', &sql[i..]).map_or(n, |p| i + p + 1);
                 continue;
@@ -90,6 +94,15 @@ fn scan_statement(sql: &[u8], start: usize) -> (usize, bool) {
                             continue;
                         }
                     }
+                    b'a'..=b'z' | b'A'..=b'Z' | b'_' if i == start || !is_ident(sql[i - 1]) => {
+                        let end = sql[i..]
+                            .iter()
+                            .position(|&c| !is_ident(c) && c != b'$')
+                            .map_or(n, |p| i + p);
+                        routine.word(&sql[i..end], depth);
+                        i = end;
+                        continue;
+                    }
                     _ => {}
                 }
             }
@@ -97,6 +110,41 @@ fn scan_statement(sql: &[u8], start: usize) -> (usize, bool) {
         i += 1;
     }
     (n, content)
+}
+
+/// Tracks `BEGIN … END` blocks in the body of `CREATE [OR REPLACE] FUNCTION|PROCEDURE`.
+#[derive(Default)]
+struct Routine {
+    /// The statement's first words, while they can still make it a routine definition.
+    words: u8,
+    is_routine: bool,
+    begin_depth: usize,
+}
+
+impl Routine {
+    fn word(&mut self, w: &[u8], paren_depth: usize) {
+        let is = |k: &str| w.eq_ignore_ascii_case(k.as_bytes());
+        match self.words {
+            0 if is("create") => self.words = 1,
+            1 if is("or") => self.words = 2,
+            2 if is("replace") => self.words = 3,
+            1 | 3 if is("function") || is("procedure") => {
+                self.is_routine = true;
+                self.words = 4;
+            }
+            4 => {}
+            _ => self.words = 4, // not a routine definition
+        }
+        if !self.is_routine || paren_depth > 0 {
+            return;
+        }
+        // CASE also ends with END: it only matters inside a BEGIN.
+        if is("begin") || (is("case") && self.begin_depth > 0) {
+            self.begin_depth += 1;
+        } else if is("end") && self.begin_depth > 0 {
+            self.begin_depth -= 1;
+        }
+    }
 }
 
 /// `sql[i..]` starts with `/*`; return the position after the matching `*/` (comments nest).
@@ -216,6 +264,29 @@ mod tests {
                 "CREATE RULE r AS ON INSERT TO t DO ALSO (SELECT 1; SELECT 2)",
                 "SELECT 3"
             ]
+        );
+    }
+
+    #[test]
+    fn sql_standard_function_bodies_do_not_split() {
+        assert_eq!(
+            split("CREATE FUNCTION two() RETURNS int LANGUAGE sql BEGIN ATOMIC SELECT 1; SELECT CASE WHEN true THEN 2 END; END; SELECT two()"),
+            [
+                "CREATE FUNCTION two() RETURNS int LANGUAGE sql BEGIN ATOMIC SELECT 1; SELECT CASE WHEN true THEN 2 END; END",
+                "SELECT two()"
+            ]
+        );
+        assert_eq!(
+            split("create or replace procedure p() begin atomic insert into t values (1); end; call p()"),
+            [
+                "create or replace procedure p() begin atomic insert into t values (1); end",
+                "call p()"
+            ]
+        );
+        // A transaction's BEGIN and a CASE … END elsewhere are ordinary.
+        assert_eq!(
+            split("BEGIN; SELECT CASE WHEN a THEN 1 END FROM t; COMMIT"),
+            ["BEGIN", "SELECT CASE WHEN a THEN 1 END FROM t", "COMMIT"]
         );
     }
 

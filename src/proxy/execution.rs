@@ -63,11 +63,21 @@ impl PartialEq<&str> for SqlText {
     }
 }
 
-/// A command tag (`SELECT 3`, `INSERT 0 1`, `COPY 10`, …) stored inline, cut to 31 bytes.
-#[derive(Clone, Copy, PartialEq, Eq, Default)]
+/// A command tag (`SELECT 3`, `INSERT 0 1`, `COPY 10`, …) stored inline, cut to 47 bytes (the
+/// longest tag PostgreSQL writes, `CREATE TEXT SEARCH CONFIGURATION`, has 32).
+#[derive(Clone, Copy, PartialEq, Eq)]
 pub struct CommandTag {
     len: u8,
-    bytes: [u8; 31],
+    bytes: [u8; 47],
+}
+
+impl Default for CommandTag {
+    fn default() -> Self {
+        CommandTag {
+            len: 0,
+            bytes: [0; 47],
+        }
+    }
 }
 
 impl CommandTag {
@@ -234,7 +244,7 @@ mod tests {
         assert_eq!(CommandTag::from_bytes(b"SELECT 3").rows(), Some(3));
         assert_eq!(CommandTag::from_bytes(b"BEGIN").rows(), None);
         let long = CommandTag::from_bytes(&[b'a'; 100]);
-        assert_eq!(long.as_str().len(), 31);
+        assert_eq!(long.as_str().len(), 47);
     }
 
     #[test]

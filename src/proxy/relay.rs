@@ -22,6 +22,7 @@ use tokio::net::TcpStream;
 
 use super::tracker::{self, Clock, Tracker};
 use super::wire::{self, Header};
+use super::ProxyStats;
 
 const FRONTEND_BUFFER: usize = 16 * 1024;
 const BACKEND_BUFFER: usize = 64 * 1024;
@@ -158,6 +159,8 @@ async fn pump(
             walk.walk(dir, &mut buf, &mut tracker, now, max_frame)
         };
         if ready > 0 {
+            // Until the write completes, the peer may hold half a frame.
+            boundary.store(false, Ordering::Relaxed);
             if let Err(e) = to.write_all(&buf[..ready]).await {
                 return End::Io(e);
             }
@@ -177,6 +180,7 @@ pub(crate) async fn run(
     mut upstream: TcpStream,
     tracker: Tracker,
     max_message: usize,
+    stats: &ProxyStats,
 ) {
     let tracker = Mutex::new(tracker);
     let backend_at_boundary = AtomicBool::new(true);
@@ -207,6 +211,7 @@ pub(crate) async fn run(
     };
     match end {
         (Direction::Frontend, End::Malformed(why)) => {
+            stats.protocol_errors.fetch_add(1, Ordering::Relaxed);
             tracing::info!(
                 id,
                 reason = why,

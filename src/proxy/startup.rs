@@ -118,6 +118,7 @@ pub(crate) async fn run(
         upstream,
         tracker,
         shared.config.max_message_size,
+        &shared.stats,
     )
     .await;
     shared
@@ -164,6 +165,15 @@ async fn reject_malformed(shared: &Shared, id: u64, client: &mut TcpStream, e: S
     let mut err = BytesMut::new();
     wire::put_error(&mut err, "FATAL", "08P01", &e.to_string());
     let _ = client.write_all(&err).await;
+    // Closing with unread input would make the kernel send a reset, which may destroy the
+    // error before the client reads it: close our side, then discard what the client still
+    // sends for a moment.
+    let _ = client.shutdown().await;
+    let mut sink = [0u8; 4096];
+    let _ = tokio::time::timeout(Duration::from_secs(1), async {
+        while matches!(client.read(&mut sink).await, Ok(n) if n > 0) {}
+    })
+    .await;
 }
 
 async fn connect_upstream(shared: &Shared) -> Result<TcpStream, String> {

@@ -98,21 +98,33 @@ struct Running {
 }
 
 impl Running {
+    /// The execution, completed at `now`. The server runs pipelined statements one after the
+    /// other, so a statement cannot have started before the previous one completed
+    /// (`last_done`), however early its request was forwarded; it starts at the later of the two.
     fn finish(
         &self,
         connection_id: u64,
         now: Clock,
         tag: CommandTag,
         error: Option<SqlState>,
+        last_done: &mut Option<Instant>,
     ) -> Execution {
+        let started = match *last_done {
+            Some(done) if done > self.started.instant => Clock {
+                instant: done,
+                system: self.started.system + (done - self.started.instant),
+            },
+            _ => self.started,
+        };
+        *last_done = Some(now.instant);
         Execution {
             connection_id,
             sql: self.sql.clone(),
             protocol: self.protocol,
             named_statement: self.named_statement,
-            started: self.started.instant,
-            started_at: self.started.system,
-            duration: now.instant.saturating_duration_since(self.started.instant),
+            started: started.instant,
+            started_at: started.system,
+            duration: now.instant.saturating_duration_since(started.instant),
             rows: tag.rows().unwrap_or(self.rows),
             tag,
             error,
@@ -175,6 +187,12 @@ pub struct Tracker {
     /// Scratch buffer for the messages decoded with pgwire.
     scratch: BytesMut,
     desyncs: u64,
+    /// When the server last completed a statement (or became idle).
+    last_done: Option<Instant>,
+    /// The last extended-protocol execution, held until its Sync is answered: in an implicit
+    /// transaction the COMMIT happens at Sync, and if it fails (a deferred constraint) the
+    /// failure is that statement's.
+    held: Option<Execution>,
 }
 
 impl Tracker {
@@ -190,6 +208,8 @@ impl Tracker {
             skipping: false,
             scratch: BytesMut::new(),
             desyncs: 0,
+            last_done: None,
+            held: None,
         }
     }
 
@@ -206,6 +226,9 @@ impl Tracker {
 
     /// The connection ended.
     pub fn close(&mut self) {
+        if let Some(h) = self.held.take() {
+            self.sink.record(h);
+        }
         self.sink.closed();
     }
 
@@ -276,11 +299,33 @@ impl Tracker {
         self.push(Pending::Query(q));
     }
 
-    /// SQL-level `DEALLOCATE` and `DISCARD ALL` drop prepared statements too.
+    /// SQL-level `PREPARE` creates prepared statements that a Bind may name, and
+    /// `DEALLOCATE` and `DISCARD ALL` drop them.
     fn note_deallocate(&mut self, text: &str) {
         let t = text.trim_start();
         let starts = |p: &str| t.len() >= p.len() && t[..p.len()].eq_ignore_ascii_case(p);
-        if starts("DISCARD ALL") || starts("DEALLOCATE ALL") || starts("DEALLOCATE PREPARE ALL") {
+        if starts("PREPARE ") {
+            // PREPARE name [ ( types ) ] AS statement
+            let rest = t[8..].trim_start();
+            let name_end = rest
+                .find(|c: char| c.is_whitespace() || c == '(')
+                .unwrap_or(rest.len());
+            let name = rest[..name_end].trim_matches('"');
+            let upper = rest.to_ascii_uppercase();
+            if let Some(at) = upper.find(" AS ") {
+                let body = rest[at + 4..].trim().trim_end_matches(';').trim_end();
+                if !name.is_empty() && !body.is_empty() {
+                    let sql = Statement {
+                        sql: Arc::from(body),
+                        named: true,
+                    };
+                    self.statements.insert(Box::from(name.as_bytes()), sql);
+                }
+            }
+        } else if starts("DISCARD ALL")
+            || starts("DEALLOCATE ALL")
+            || starts("DEALLOCATE PREPARE ALL")
+        {
             self.statements.clear();
         } else if starts("DEALLOCATE") {
             let rest = t["DEALLOCATE".len()..].trim_start();
@@ -449,8 +494,9 @@ impl Tracker {
                         now,
                         CommandTag::from_bytes(b"FUNCTION CALL"),
                         None,
+                        &mut self.last_done,
                     );
-                    self.sink.record(e);
+                    record(&mut self.sink, &mut self.held, e, false);
                 }
             }
             b'E' => self.on_error(body, now),
@@ -463,6 +509,11 @@ impl Tracker {
                         _ => self.desyncs += 1,
                     }
                 }
+                if let Some(h) = self.held.take() {
+                    self.sink.record(h);
+                }
+                // The server is idle: what is sent next starts when it is sent.
+                self.last_done = None;
                 let status = body.first().copied().unwrap_or(b'I');
                 if status == b'I' {
                     // Outside a transaction no protocol-level portal survives.
@@ -500,9 +551,9 @@ impl Tracker {
         let id = self.connection_id;
         match self.queue.front_mut() {
             Some(Pending::Query(q)) => {
+                let e = q.current.finish(id, now, tag, None, &mut self.last_done);
                 if tag.as_str() != "EMPTY" {
-                    let e = q.current.finish(id, now, tag, None);
-                    self.sink.record(e);
+                    record(&mut self.sink, &mut self.held, e, false);
                 }
                 q.current.started = now;
                 q.current.rows = 0;
@@ -510,8 +561,9 @@ impl Tracker {
             }
             Some(Pending::Execute(_)) => {
                 if let Some(Pending::Execute(Some(r))) = self.queue.pop_front() {
+                    let e = r.finish(id, now, tag, None, &mut self.last_done);
                     if tag.as_str() != "EMPTY" {
-                        self.sink.record(r.finish(id, now, tag, None));
+                        record(&mut self.sink, &mut self.held, e, true);
                     }
                 }
             }
@@ -519,7 +571,8 @@ impl Tracker {
                 if let Some(Pending::Execute(Some(r))) =
                     self.pop_expected(|p| matches!(p, Pending::Execute(_)))
                 {
-                    self.sink.record(r.finish(id, now, tag, None));
+                    let e = r.finish(id, now, tag, None, &mut self.last_done);
+                    record(&mut self.sink, &mut self.held, e, true);
                 }
             }
         }
@@ -537,26 +590,55 @@ impl Tracker {
         .unwrap_or(SqlState(*b"XX000"));
         let id = self.connection_id;
         let extended = match self.queue.front_mut() {
-            None | Some(Pending::Sync) => return, // e.g. a failed COMMIT at Sync, or FATAL
+            Some(Pending::Sync) => {
+                // The implicit COMMIT at Sync failed (a deferred constraint): the statement
+                // the client ran last fails with it.
+                if let Some(mut h) = self.held.take() {
+                    h.error = Some(code);
+                    h.tag = CommandTag::default();
+                    h.rows = 0;
+                    self.sink.record(h);
+                }
+                return;
+            }
+            None => return, // e.g. FATAL at shutdown
             Some(Pending::Query(q)) => {
                 if !q.failed {
                     q.failed = true;
-                    let e = q.current.finish(id, now, CommandTag::default(), Some(code));
-                    self.sink.record(e);
+                    let e = q.current.finish(
+                        id,
+                        now,
+                        CommandTag::default(),
+                        Some(code),
+                        &mut self.last_done,
+                    );
+                    record(&mut self.sink, &mut self.held, e, false);
                 }
                 return; // ReadyForQuery ends it
             }
             Some(Pending::FunctionCall(r)) => {
-                let e = r.finish(id, now, CommandTag::default(), Some(code));
-                self.sink.record(e);
+                let e = r.finish(
+                    id,
+                    now,
+                    CommandTag::default(),
+                    Some(code),
+                    &mut self.last_done,
+                );
+                record(&mut self.sink, &mut self.held, e, false);
                 return;
             }
             Some(_) => self.queue.pop_front(),
         };
         match extended {
             Some(Pending::Execute(Some(r))) => {
-                self.sink
-                    .record(r.finish(id, now, CommandTag::default(), Some(code)));
+                let e = r.finish(
+                    id,
+                    now,
+                    CommandTag::default(),
+                    Some(code),
+                    &mut self.last_done,
+                );
+                record(&mut self.sink, &mut self.held, e, false);
             }
             Some(Pending::Parse {
                 name,
@@ -564,8 +646,8 @@ impl Tracker {
                 previous,
             }) => {
                 if let Some(s) = &sql {
-                    self.sink
-                        .record(self::failed_before_execution(id, s, now, code));
+                    let e = failed_before_execution(id, s, now, code);
+                    record(&mut self.sink, &mut self.held, e, false);
                 }
                 // The statement was not created: the name keeps its old meaning.
                 match (name.is_empty(), previous) {
@@ -581,7 +663,7 @@ impl Tracker {
             Some(Pending::Bind(Some(p))) => {
                 let mut e = failed_before_execution(id, &p.statement, now, code);
                 e.params_digest = p.params_digest;
-                self.sink.record(e);
+                record(&mut self.sink, &mut self.held, e, false);
             }
             _ => {}
         }
@@ -596,6 +678,24 @@ impl Tracker {
     }
 }
 
+/// Hand `e` to the sink in order. With `hold`, keep it back (in `held`) until the next
+/// execution or ReadyForQuery, so that a failure at Sync can still be charged to it.
+fn record(
+    sink: &mut Box<dyn ExecutionSink>,
+    held: &mut Option<Execution>,
+    e: Execution,
+    hold: bool,
+) {
+    if let Some(h) = held.take() {
+        sink.record(h);
+    }
+    if hold {
+        *held = Some(e);
+    } else {
+        sink.record(e);
+    }
+}
+
 /// A Parse or Bind that failed: the statement never ran, but the failure is the statement's.
 fn failed_before_execution(id: u64, s: &Statement, now: Clock, code: SqlState) -> Execution {
     Running {
@@ -606,7 +706,7 @@ fn failed_before_execution(id: u64, s: &Statement, now: Clock, code: SqlState) -
         rows: 0,
         params_digest: 0,
     }
-    .finish(id, now, CommandTag::default(), Some(code))
+    .finish(id, now, CommandTag::default(), Some(code), &mut None)
 }
 
 /// Point `q.current.sql` at the next statement of a simple Query. When the splitter finds no
@@ -1069,7 +1169,49 @@ mod tests {
     }
 
     #[test]
-    fn commit_failure_at_sync_is_not_a_desync() {
+    fn pipelined_statements_do_not_overlap() {
+        let mut h = Harness::new();
+        let start = h.clock.instant;
+        h.parse("", "SELECT pg_sleep(0.3)")
+            .bind("", "", &[])
+            .execute("", 0);
+        for _ in 0..5 {
+            h.parse("", "SELECT 1").bind("", "", &[]).execute("", 0);
+        }
+        h.sync();
+        // The server runs them in turn and flushes all the answers at Sync.
+        h.clock.instant += Duration::from_millis(300);
+        let now = h.clock;
+        for _ in 0..6 {
+            for tag in [b'1', b'2'] {
+                h.tracker.backend(tag, &[], now);
+            }
+            h.tracker.backend(b'D', &[], now);
+            h.tracker.backend(b'C', b"SELECT 1\0", now);
+        }
+        h.tracker.backend(b'Z', b"I", now);
+        let e = h.executions();
+        assert_eq!(e.len(), 6);
+        let total: Duration = e.iter().map(|e| e.duration).sum();
+        assert!(total <= now.instant - start, "{total:?}");
+        assert!(e[0].duration >= Duration::from_millis(300));
+        assert!(e.iter().all(|e| e.started + e.duration <= now.instant));
+        h.assert_settled();
+    }
+
+    #[test]
+    fn sql_prepare_names_a_statement_for_bind() {
+        let mut h = Harness::new();
+        h.query("PREPARE q (int) AS SELECT $1 + 1")
+            .complete("PREPARE")
+            .ready(b'I');
+        h.bind("", "q", &["1"]).execute("", 0).sync();
+        h.be(b'2', &[]).rows(1).complete("SELECT 1").ready(b'I');
+        assert_eq!(h.seen()[1], ok("SELECT $1 + 1", 1, "SELECT 1"));
+    }
+
+    #[test]
+    fn commit_failure_at_sync_fails_the_last_statement() {
         let mut h = Harness::new();
         h.parse("", "INSERT INTO t VALUES (1)")
             .bind("", "", &[])
@@ -1077,7 +1219,7 @@ mod tests {
             .sync();
         h.be(b'1', &[]).be(b'2', &[]).complete("INSERT 0 1");
         h.error("23503").ready(b'I'); // deferred constraint checked at the implicit COMMIT
-        assert_eq!(h.seen(), [ok("INSERT INTO t VALUES (1)", 1, "INSERT 0 1")]);
+        assert_eq!(h.seen(), [failed("INSERT INTO t VALUES (1)", "23503")]);
         h.assert_settled();
     }
 }
