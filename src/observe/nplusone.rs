@@ -613,3 +613,331 @@ impl Findings {
         self.entries.is_empty()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fingerprint;
+
+    /// Feeds SQL as psycopg2 sends it (literals inline) to a detector, as the observer does.
+    struct Replay {
+        detector: ConnDetector,
+        clock: Instant,
+        out: Vec<Burst>,
+        shapes: HashMap<u64, Arc<Shape>>,
+        trace: Option<u64>,
+    }
+
+    impl Replay {
+        fn new() -> Self {
+            Replay {
+                detector: ConnDetector::new(5),
+                clock: Instant::now(),
+                out: Vec::new(),
+                shapes: HashMap::new(),
+                trace: None,
+            }
+        }
+
+        fn run(&mut self, sql: &str, rows: u64) -> &mut Self {
+            let mut text = String::new();
+            let n = fingerprint::normalize(sql.as_bytes(), &mut text);
+            let shape = self
+                .shapes
+                .entry(n.id)
+                .or_insert_with(|| Arc::new(Shape::new(&text, &fingerprint::analyze(&text))))
+                .clone();
+            self.clock += Duration::from_micros(300);
+            let s = Statement {
+                fingerprint: n.id,
+                shape,
+                digest: n.literal_digest,
+                rows,
+                duration: Duration::from_micros(200),
+                started: self.clock,
+                at: SystemTime::now(),
+                request: self.trace,
+                route: None,
+            };
+            self.detector.statement(s, &mut self.out);
+            self
+        }
+
+        fn findings(&mut self) -> Vec<Row> {
+            self.detector.close(&mut self.out);
+            self.out
+                .iter()
+                .map(|b| {
+                    (
+                        b.duplicate,
+                        b.shape.table.clone().unwrap_or_default(),
+                        b.parent.as_ref().and_then(|p| p.1.table.clone()),
+                        b.suggestion.orm.map(Orm::as_str),
+                        b.suggestion.field.clone(),
+                        b.size,
+                    )
+                })
+                .collect()
+        }
+    }
+
+    const LOANS: &str = "SELECT \"library_loan\".\"id\", \"library_loan\".\"book_id\", \"library_loan\".\"member_id\", \"library_loan\".\"due\" FROM \"library_loan\" ORDER BY \"library_loan\".\"id\" ASC";
+
+    fn book(id: u64) -> String {
+        format!("SELECT \"library_book\".\"id\", \"library_book\".\"title\", \"library_book\".\"author_id\" FROM \"library_book\" WHERE \"library_book\".\"id\" = {id} LIMIT 21")
+    }
+
+    fn member(id: u64) -> String {
+        format!("SELECT \"library_member\".\"id\", \"library_member\".\"name\", \"library_member\".\"branch_id\" FROM \"library_member\" WHERE \"library_member\".\"id\" = {id} LIMIT 21")
+    }
+
+    fn branch(id: u64) -> String {
+        format!("SELECT \"library_branch\".\"id\", \"library_branch\".\"name\" FROM \"library_branch\" WHERE \"library_branch\".\"id\" = {id} LIMIT 21")
+    }
+
+    type Row = (
+        bool,
+        String,
+        Option<String>,
+        Option<&'static str>,
+        Option<String>,
+        u64,
+    );
+
+    fn n1(child: &str, parent: &str, orm: &'static str, field: &str, size: u64) -> Row {
+        (
+            false,
+            child.into(),
+            Some(parent.into()),
+            Some(orm),
+            Some(field.into()),
+            size,
+        )
+    }
+
+    #[test]
+    fn forward_foreign_key_loop_wants_select_related() {
+        let mut r = Replay::new();
+        r.run(LOANS, 10);
+        for i in 0..10 {
+            r.run(&book(i + 1), 1);
+        }
+        assert_eq!(
+            r.findings(),
+            [n1(
+                "library_book",
+                "library_loan",
+                "select_related",
+                "book",
+                10
+            )]
+        );
+        let s = &r.out[0].suggestion;
+        assert_eq!(s.model.as_deref(), Some("Loan"));
+        assert!(s.text.contains("select_related(\"book\")"), "{}", s.text);
+        // Wasted: the burst minus one query.
+        assert_eq!(r.out[0].wasted, Duration::from_micros(200 * 9));
+    }
+
+    #[test]
+    fn interleaved_loops_report_each_child() {
+        let mut r = Replay::new();
+        r.run(LOANS, 10);
+        for i in 0..10 {
+            r.run(&book(i + 1), 1).run(&member(i % 7 + 1), 1);
+        }
+        let mut f = r.findings();
+        f.sort();
+        assert_eq!(
+            f,
+            [
+                n1("library_book", "library_loan", "select_related", "book", 10),
+                n1(
+                    "library_member",
+                    "library_loan",
+                    "select_related",
+                    "member",
+                    10
+                ),
+            ]
+        );
+    }
+
+    #[test]
+    fn nested_loops_report_the_relation_path() {
+        let mut r = Replay::new();
+        r.run(LOANS, 10);
+        for i in 0..10 {
+            r.run(&member(i + 1), 1).run(&branch(i % 3 + 1), 1);
+        }
+        let mut f = r.findings();
+        f.sort();
+        assert_eq!(
+            f,
+            [
+                n1(
+                    "library_branch",
+                    "library_loan",
+                    "select_related",
+                    "member__branch",
+                    10
+                ),
+                n1(
+                    "library_member",
+                    "library_loan",
+                    "select_related",
+                    "member",
+                    10
+                ),
+            ]
+        );
+    }
+
+    #[test]
+    fn reverse_foreign_key_and_many_to_many_want_prefetch_related() {
+        let mut r = Replay::new();
+        r.run(
+            "SELECT \"library_author\".\"id\", \"library_author\".\"name\" FROM \"library_author\"",
+            6,
+        );
+        for i in 0..6 {
+            r.run(&format!("SELECT \"library_book\".\"id\", \"library_book\".\"title\", \"library_book\".\"author_id\" FROM \"library_book\" WHERE \"library_book\".\"author_id\" = {i}"), 2);
+        }
+        assert_eq!(
+            r.findings(),
+            [n1(
+                "library_book",
+                "library_author",
+                "prefetch_related",
+                "book_set",
+                6
+            )]
+        );
+        let mut r = Replay::new();
+        r.run("SELECT \"library_book\".\"id\", \"library_book\".\"title\", \"library_book\".\"author_id\" FROM \"library_book\"", 8);
+        for i in 0..8 {
+            r.run(&format!("SELECT \"library_tag\".\"id\", \"library_tag\".\"name\" FROM \"library_tag\" INNER JOIN \"library_book_tags\" ON (\"library_tag\".\"id\" = \"library_book_tags\".\"tag_id\") WHERE \"library_book_tags\".\"book_id\" = {i}"), 3);
+        }
+        assert_eq!(
+            r.findings(),
+            [n1(
+                "library_tag",
+                "library_book",
+                "prefetch_related",
+                "tags",
+                8
+            )]
+        );
+    }
+
+    #[test]
+    fn duplicates_want_a_cache() {
+        let mut r = Replay::new();
+        for _ in 0..3 {
+            r.run(&branch(1), 1);
+        }
+        assert_eq!(
+            r.findings(),
+            [(true, "library_branch".into(), None, Some("cache"), None, 3)]
+        );
+        // Twice is not yet a duplicate finding.
+        let mut r = Replay::new();
+        r.run(&branch(1), 1).run(&branch(1), 1);
+        assert!(r.findings().is_empty());
+    }
+
+    #[test]
+    fn no_findings_for_the_innocent() {
+        // The fixed view: one query with a JOIN.
+        let mut r = Replay::new();
+        r.run("SELECT \"library_loan\".\"id\", \"library_book\".\"title\" FROM \"library_loan\" INNER JOIN \"library_book\" ON (\"library_loan\".\"book_id\" = \"library_book\".\"id\")", 10);
+        assert!(r.findings().is_empty());
+        // Many different queries once each.
+        let mut r = Replay::new();
+        r.run(LOANS, 10)
+            .run(&book(1), 1)
+            .run(&member(1), 1)
+            .run(&branch(1), 1);
+        assert!(r.findings().is_empty());
+        // Back-to-back primary-key lookups (persistent connection, no parent query).
+        let mut r = Replay::new();
+        for i in 0..20 {
+            r.run(&book(i), 1);
+        }
+        assert!(r.findings().is_empty());
+        // A server-side cursor fetched in chunks, and a bulk insert.
+        let mut r = Replay::new();
+        r.run("DECLARE \"_django_curs_1_sync_1\" NO SCROLL CURSOR WITH HOLD FOR SELECT \"library_book\".\"id\" FROM \"library_book\"", 0);
+        for _ in 0..6 {
+            r.run("FETCH FORWARD 2000 FROM \"_django_curs_1_sync_1\"", 2000);
+        }
+        r.run("CLOSE \"_django_curs_1_sync_1\"", 0);
+        r.run("INSERT INTO \"library_tag\" (\"name\") VALUES ('a'), ('b'), ('c') RETURNING \"library_tag\".\"id\"", 3);
+        assert!(r.findings().is_empty());
+        // A small pagination loop.
+        let mut r = Replay::new();
+        r.run(LOANS, 10);
+        for page in 0..3 {
+            r.run(&format!("SELECT \"library_book\".\"id\" FROM \"library_book\" ORDER BY \"library_book\".\"id\" LIMIT 10 OFFSET {}", page * 10), 10);
+        }
+        assert!(r.findings().is_empty());
+    }
+
+    #[test]
+    fn requests_are_told_apart_by_trace_and_transactions() {
+        // Parent in one request, lookups in the next: no N+1.
+        let mut r = Replay::new();
+        r.trace = Some(1);
+        r.run(LOANS, 10);
+        r.trace = Some(2);
+        for i in 0..10 {
+            r.run(&book(i), 1);
+        }
+        assert!(r.findings().is_empty());
+        // The end of a transaction ends the request.
+        let mut r = Replay::new();
+        r.detector.ready_for_query(b'T', &mut r.out);
+        r.run(LOANS, 10);
+        r.detector.ready_for_query(b'I', &mut r.out);
+        for i in 0..10 {
+            r.run(&book(i), 1);
+        }
+        assert!(r.findings().is_empty());
+        // Statements without context (a driver's BEGIN) do not split a traced request.
+        let mut r = Replay::new();
+        r.run("BEGIN", 0);
+        r.trace = Some(7);
+        r.run(LOANS, 10);
+        for i in 0..10 {
+            r.run(&book(i), 1);
+        }
+        assert_eq!(r.findings().len(), 1);
+    }
+
+    #[test]
+    fn memory_per_connection_is_bounded() {
+        let mut r = Replay::new();
+        for i in 0..(MAX_RUNS * 3) {
+            r.run(&format!("SELECT {i} AS c{i}"), 1);
+            assert!(r.detector.runs.len() <= MAX_RUNS);
+        }
+        for _ in 0..(MAX_PARENTS * 3) {
+            r.run(LOANS, 10);
+            assert!(r.detector.parents.len() <= MAX_PARENTS);
+        }
+    }
+
+    #[test]
+    fn selected_columns_of_django_sql() {
+        assert_eq!(
+            selected_columns(
+                "SELECT \"a\".\"id\", \"a\".\"b_id\", COUNT(\"c\".\"x\") AS n FROM \"a\""
+            ),
+            [
+                ("a".to_owned(), "id".to_owned()),
+                ("a".to_owned(), "b_id".to_owned()),
+                ("c".to_owned(), "x".to_owned())
+            ]
+        );
+    }
+}
