@@ -7,9 +7,11 @@
 //!
 //! # The hot path
 //!
-//! [`normalize()`] is one pass over the bytes (two for a statement that has a literal before a
-//! higher `$n`, see below) that writes into a buffer the caller reuses, and allocates nothing
-//! per token; the [`Context`] strings are allocated only when a sqlcommenter comment is there.
+//! [`normalize()`] is one pass over the bytes that writes into a buffer the caller reuses and
+//! allocates nothing per token; the [`Context`] strings are allocated only when a sqlcommenter
+//! comment is there. (A statement with more than 16 literals before a higher `$n` takes a second
+//! pass, see `normalize.rs`.) Folded lists are read ahead once, so no byte is lexed more than a
+//! few times.
 //! Any byte string is accepted — invalid UTF-8, unterminated strings or comments, megabytes of
 //! text — in time linear in its length, and never panics.
 //!
@@ -42,7 +44,8 @@
 //!   other expression, or a subquery, is normalized element by element. The text stays valid
 //!   SQL (the marker is a comment), so it can be parsed or `EXPLAIN (GENERIC_PLAN)`ed.
 //! - **Words**: keywords (the list in `keywords.rs`) are upper-cased, other unquoted
-//!   identifiers lower-cased as PostgreSQL folds them; quoted identifiers are kept verbatim.
+//!   identifiers lower-cased as PostgreSQL folds them (a word after `.` is always a name:
+//!   `t.key`); quoted identifiers are kept verbatim.
 //! - **Spacing** is canonical, not copied: one space between tokens, none inside brackets,
 //!   before `,`, around `.` and `::`, or between a function name and its `(`. So `a=1` and
 //!   `a = 1`, `IN (1,2)` and `IN ( 1, 2 )` agree. A trailing `;` is dropped.
@@ -53,6 +56,21 @@
 //!   `"_django_curs_140355385_sync_3"` → `"_django_curs_N_sync_N"`, psycopg's `_pg3_12` →
 //!   `_pg3_N`, asyncpg's `__asyncpg_stmt_1a__` → `__asyncpg_stmt_N__`, and in general every
 //!   `_`-separated part that is all digits, or a hex id of 8 characters or more.
+//!
+//! # Limits
+//!
+//! - Only lists of constants fold: a VALUES row with an expression (`now()`), row-value lists
+//!   (`(a, b) IN ((1, 2), …)`) and `bulk_update`'s `CASE WHEN … THEN …` chains keep one
+//!   fingerprint per length.
+//! - What drivers write around values stays in the text: psycopg2's `'2024-01-01'::date` is
+//!   `$1::date` where psycopg 3's server-side binding sends `$1`; and with server-side binding
+//!   Django's `SELECT 1 AS "a" … = $1` numbers the literal after `$1` (`SELECT $2 AS "a"`), so
+//!   such statements do not share a fingerprint across drivers (they do within an app).
+//! - Renumbering after a folded list assumes placeholders numbered in order, as drivers do;
+//!   hand-numbered `$n` in any order stay deterministic but may read oddly.
+//! - The body of a dollar-quoted `DO` block or function is a literal like any other.
+//! - A keyword written as a bare column name (`SELECT key - 1`) reads as a keyword, so the
+//!   `-` after it is taken as a sign; only readability suffers, never the id's stability.
 //!
 //! # The id
 //!

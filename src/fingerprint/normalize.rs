@@ -2,14 +2,19 @@
 //! rules). It writes into the caller's buffer and allocates nothing per token.
 //!
 //! Numbering of new parameters follows pg_stat_statements: they start after the highest `$n`
-//! the statement already has. That number is only known at the end, so a statement where a
-//! literal comes before a higher `$n` (`SELECT 1 AS "a" … WHERE "x" = $1`) is normalized a
-//! second time with the right base: at most two passes, still linear.
+//! the statement already has. That number is only known at the end, so when a literal comes
+//! before a higher `$n` (`SELECT 1 AS "a" … WHERE "x" = $1`) the numbers already written are
+//! patched in place at the end (their positions are remembered for up to
+//! [`PATCHABLE`] of them); beyond that the statement is normalized a second time with the right
+//! base. Either way it stays linear.
 
 use xxhash_rust::xxh3::xxh3_64_with_seed;
 
 use super::keywords::{self, flags, kw, Kw, FLAG_GLUE_PAREN, FLAG_TYPMOD, FLAG_VALUE_LIKE};
 use super::lexer::{is_space, lex_number, lex_quoted_string, next_token, Tok, Token};
+
+/// New parameters whose positions are remembered for patching their numbers.
+pub(crate) const PATCHABLE: usize = 16;
 
 /// The marker written after the one element or row kept from a folded list.
 pub(crate) const FOLD_MARKER: &[u8] = b" /*, ... */";
@@ -115,6 +120,8 @@ struct Pass<'a> {
     digest: u64,
     fold: Option<Fold>,
     trailing_comment: Option<(usize, usize)>,
+    /// Where the first new parameters' `$` were written.
+    new_at: [u32; PATCHABLE],
 }
 
 /// Normalize `s` into `out` (cleared first). `base` fixes the number new parameters start
@@ -145,8 +152,10 @@ pub(crate) fn run(s: &[u8], base: Option<u32>, out: &mut Vec<u8>) -> PassResult 
         digest: 0,
         fold: None,
         trailing_comment: None,
+        new_at: [0; PATCHABLE],
     };
     p.run();
+    p.patch_numbers();
     while matches!(p.out.last(), Some(b';' | b' ')) {
         p.out.pop();
     }
@@ -319,9 +328,53 @@ impl Pass<'_> {
         self.new_count += 1;
         self.literals += 1;
         self.space(Cls::Value);
+        if let Some(at) = self.new_at.get_mut(self.new_count as usize - 1) {
+            *at = self.out.len() as u32;
+        }
         self.out.push(b'$');
         push_u32(self.out, base.saturating_add(self.new_count));
         self.wrote(Cls::Value, None);
+    }
+
+    /// A `$n` higher than the base came after new parameters were numbered: renumber them
+    /// from the highest `$n`, in place, if their positions are all known (and the text fits
+    /// the positions' width).
+    fn patch_numbers(&mut self) {
+        let Some(old_base) = self.base else {
+            return;
+        };
+        let n = self.new_count as usize;
+        if n == 0
+            || self.max_existing <= old_base
+            || n > PATCHABLE
+            || self.out.len() > u32::MAX as usize
+        {
+            return;
+        }
+        let new_base = self.max_existing;
+        let number = |base: u32, i: usize| base.saturating_add(i as u32 + 1);
+        let grow: usize = (0..n)
+            .map(|i| decimal_len(number(new_base, i)) - decimal_len(number(old_base, i)))
+            .sum();
+        let old_len = self.out.len();
+        self.out.resize(old_len + grow, 0);
+        // Move the text after each number right, from the last number back to the first.
+        let mut src_end = old_len;
+        let mut dst = old_len + grow;
+        for i in (0..n).rev() {
+            let digits_at = self.new_at[i] as usize + 1;
+            let old_end = digits_at + decimal_len(number(old_base, i));
+            let tail = src_end - old_end;
+            self.out.copy_within(old_end..src_end, dst - tail);
+            dst -= tail;
+            let new = number(new_base, i);
+            let width = decimal_len(new);
+            write_u32(&mut self.out[dst - width..dst], new);
+            dst -= width;
+            src_end = digits_at;
+        }
+        debug_assert_eq!(dst, src_end);
+        self.base = Some(new_base);
     }
 
     // ---- tokens --------------------------------------------------------------------------
@@ -331,7 +384,7 @@ impl Pass<'_> {
         let s = self.s;
         let bytes = &s[t.start..t.end];
         match t.kind {
-            Tok::Word => self.word(bytes),
+            Tok::Word => self.word(t),
             Tok::QuotedIdent => {
                 let name_prev = self.name_prev();
                 self.space(Cls::QIdent);
@@ -400,12 +453,13 @@ impl Pass<'_> {
         }
     }
 
-    fn word(&mut self, bytes: &[u8]) {
+    fn word(&mut self, t: Token) {
+        let bytes = &self.s[t.start..t.end];
         // After `.` a word is a field or column name, whatever it spells (`t.key`, `s.user`).
         let keyword = if self.prev == Cls::Dot {
             None
         } else {
-            keywords::lookup(bytes)
+            keywords::lookup_in(self.s, t.start, t.end)
         };
         match keyword {
             Some(k) if (k == kw::TRUE || k == kw::FALSE) && !self.after_is() => {
@@ -614,7 +668,7 @@ fn scan_elem(s: &[u8], i: usize, scan: &mut ListScan) -> Option<(usize, Option<T
     match t.kind {
         Tok::Str | Tok::Number => scan.literal(),
         Tok::Param => scan.param(parse_u32(&bytes[1..])),
-        Tok::Word => match keywords::lookup(bytes) {
+        Tok::Word => match keywords::lookup_in(s, t.start, t.end) {
             Some(kw::NULL | kw::TRUE | kw::FALSE) => scan.literal(),
             Some(kw::DEFAULT) => {}
             _ => return None,
@@ -840,6 +894,18 @@ fn parse_u32(digits: &[u8]) -> u32 {
     })
 }
 
+fn decimal_len(n: u32) -> usize {
+    n.checked_ilog10().unwrap_or(0) as usize + 1
+}
+
+/// Write `n` in decimal into `out`, which is exactly its width.
+fn write_u32(out: &mut [u8], mut n: u32) {
+    for d in out.iter_mut().rev() {
+        *d = b'0' + (n % 10) as u8;
+        n /= 10;
+    }
+}
+
 fn push_u32(out: &mut Vec<u8>, mut n: u32) {
     let mut buf = [0u8; 10];
     let mut i = buf.len();
@@ -894,5 +960,10 @@ mod tests {
         push_u32(&mut v, 0);
         push_u32(&mut v, 4_294_967_295);
         assert_eq!(v, b"04294967295");
+        for n in [0, 9, 10, 99, 100, 12345, u32::MAX] {
+            let mut w = vec![0u8; decimal_len(n)];
+            write_u32(&mut w, n);
+            assert_eq!(w, n.to_string().as_bytes());
+        }
     }
 }

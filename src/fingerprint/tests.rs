@@ -215,6 +215,25 @@ fn existing_parameters_are_kept_and_new_ones_come_after() {
     );
     assert_eq!(r.param_count, 9);
     assert_eq!(r.literal_count, 2);
+    // Patched numbers that grow a digit, and more new parameters than can be patched (the
+    // statement is then normalized again).
+    for literals in [1, 5, 16, 17, 40] {
+        let values: Vec<String> = (0..literals).map(|i| format!("f({i})")).collect();
+        let sql = format!(
+            "SELECT {} FROM t WHERE a = $9 AND b = $1",
+            values.join(", ")
+        );
+        let expected: Vec<String> = (0..literals).map(|i| format!("f(${})", 10 + i)).collect();
+        let (text, r) = nn(&sql);
+        assert_eq!(
+            text,
+            format!(
+                "SELECT {} FROM t WHERE a = $9 AND b = $1",
+                expected.join(", ")
+            )
+        );
+        assert_eq!(r.param_count, 9 + literals);
+    }
 }
 
 #[test]
@@ -752,6 +771,63 @@ fn normalization_is_stable_on_token_soup() {
         let sql = sql.join(" ");
         let once = n(&sql);
         assert_eq!(n(&once), once, "{sql}");
+    }
+}
+
+#[test]
+fn literal_values_never_change_the_fingerprint() {
+    // `{n}` is a number, `{s}` a string, `{l}` a list of numbers of random length, `{r}` a
+    // list of VALUES rows of random length.
+    let templates = [
+        "SELECT * FROM t WHERE a = {n} AND b = {s} LIMIT {n}",
+        "SELECT * FROM t WHERE a IN ({l}) AND b > {n}",
+        "SELECT * FROM t WHERE a = ANY(ARRAY[{l}]) OFFSET {n}",
+        "INSERT INTO t (a, b) VALUES {r} RETURNING id",
+        "UPDATE t SET a = a + {n}, b = {s} WHERE c IN ({l})",
+        "SELECT f({n}, {s}), x - {n}, {n} - x FROM t WHERE d BETWEEN {n} AND {n}",
+    ];
+    let mut rng = Rng(99);
+    let number = |rng: &mut Rng| -> String {
+        match rng.below(5) {
+            0 => format!("-{}", rng.below(1000)),
+            1 => format!("{}.{}", rng.below(100), rng.below(100)),
+            2 => format!("{}e{}", rng.below(9) + 1, rng.below(20)),
+            _ => rng.below(1_000_000).to_string(),
+        }
+    };
+    for template in templates {
+        let mut ids = std::collections::HashSet::new();
+        for _ in 0..200 {
+            let mut sql = String::new();
+            let mut rest = template;
+            while let Some(at) = rest.find('{') {
+                sql.push_str(&rest[..at]);
+                let kind = &rest[at + 1..at + 2];
+                rest = &rest[at + 3..];
+                match kind {
+                    "n" => sql.push_str(&number(&mut rng)),
+                    "s" => sql.push_str(&format!(
+                        "'v{}''{}'",
+                        rng.below(100),
+                        "x".repeat(rng.below(5))
+                    )),
+                    "l" => {
+                        let items: Vec<String> =
+                            (0..1 + rng.below(20)).map(|_| number(&mut rng)).collect();
+                        sql.push_str(&items.join(", "));
+                    }
+                    _ => {
+                        let rows: Vec<String> = (0..1 + rng.below(5))
+                            .map(|_| format!("({}, 'r{}')", number(&mut rng), rng.below(9)))
+                            .collect();
+                        sql.push_str(&rows.join(", "));
+                    }
+                }
+            }
+            sql.push_str(rest);
+            ids.insert(nn(&sql).1.id);
+        }
+        assert_eq!(ids.len(), 1, "{template}");
     }
 }
 

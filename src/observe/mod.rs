@@ -87,12 +87,8 @@ impl Observer {
         let worker = Worker {
             registry: registry.clone(),
             findings: findings.clone(),
-            threshold: config.n1_threshold,
-            texts: HashMap::new(),
-            shapes: HashMap::new(),
-            detectors: HashMap::new(),
+            analyzer: Analyzer::new(config.n1_threshold),
             bursts: Vec::new(),
-            scratch: String::new(),
         };
         std::thread::Builder::new()
             .name("pgscope-observe".into())
@@ -188,15 +184,9 @@ struct Fingerprinted {
 struct Worker {
     registry: Arc<Mutex<Registry>>,
     findings: Arc<Mutex<Findings>>,
-    threshold: u64,
-    /// Prepared-statement text (by address and range) → what it fingerprinted to. Each entry
-    /// keeps its `Arc` alive, so an address cannot be reused for another text while cached.
-    texts: HashMap<(usize, usize, usize), (Arc<str>, Fingerprinted)>,
-    shapes: HashMap<u64, Arc<Shape>>,
-    detectors: HashMap<u64, ConnDetector>,
+    analyzer: Analyzer,
     /// Findings of the current batch, published under one lock.
     bursts: Vec<Burst>,
-    scratch: String,
 }
 
 impl Worker {
@@ -237,22 +227,58 @@ impl Worker {
     }
 
     fn handle(&mut self, registry: &mut Registry, event: Event) {
+        let out = &mut self.bursts;
         match event {
-            Event::Execution(e) => self.execution(registry, e),
+            Event::Execution(e) => self.analyzer.execution(registry, e, out),
             Event::Ready { connection, status } => {
-                if let Some(d) = self.detectors.get_mut(&connection) {
-                    d.ready_for_query(status, &mut self.bursts);
-                }
+                self.analyzer.ready_for_query(connection, status, out)
             }
-            Event::Closed { connection } => {
-                if let Some(mut d) = self.detectors.remove(&connection) {
-                    d.close(&mut self.bursts);
-                }
-            }
+            Event::Closed { connection } => self.analyzer.closed(connection, out),
+        }
+    }
+}
+
+/// The analysis of executions, without threads or queues: fingerprints them, records them in
+/// a registry and runs each connection's N+1 detector. The observer thread drives one; tests
+/// replay recorded traffic through another.
+pub struct Analyzer {
+    threshold: u64,
+    /// Prepared-statement text (by address and range) → what it fingerprinted to. Each entry
+    /// keeps its `Arc` alive, so an address cannot be reused for another text while cached.
+    texts: HashMap<(usize, usize, usize), (Arc<str>, Fingerprinted)>,
+    shapes: HashMap<u64, Arc<Shape>>,
+    detectors: HashMap<u64, ConnDetector>,
+    scratch: String,
+}
+
+impl Analyzer {
+    pub fn new(n1_threshold: u64) -> Self {
+        Analyzer {
+            threshold: n1_threshold,
+            texts: HashMap::new(),
+            shapes: HashMap::new(),
+            detectors: HashMap::new(),
+            scratch: String::new(),
         }
     }
 
-    fn execution(&mut self, registry: &mut Registry, e: Execution) {
+    /// A connection's transaction status changed.
+    pub fn ready_for_query(&mut self, connection: u64, status: u8, out: &mut Vec<Burst>) {
+        if let Some(d) = self.detectors.get_mut(&connection) {
+            d.ready_for_query(status, out);
+        }
+    }
+
+    /// A connection ended.
+    pub fn closed(&mut self, connection: u64, out: &mut Vec<Burst>) {
+        if let Some(mut d) = self.detectors.remove(&connection) {
+            d.close(out);
+        }
+    }
+
+    /// One execution: into `registry`, and through its connection's detector (findings of
+    /// requests it ends go to `out`).
+    pub fn execution(&mut self, registry: &mut Registry, e: Execution, out: &mut Vec<Burst>) {
         let fp = self.fingerprint(&e);
         let shape = match self.shapes.get(&fp.id) {
             Some(s) => s.clone(),
@@ -284,7 +310,7 @@ impl Worker {
             // Lost Closed events (queue full) must not leak detectors: finish an arbitrary one.
             if let Some(&old) = self.detectors.keys().next() {
                 if let Some(mut d) = self.detectors.remove(&old) {
-                    d.close(&mut self.bursts);
+                    d.close(out);
                 }
             }
         }
@@ -305,7 +331,7 @@ impl Worker {
                 request: fp.request,
                 route: fp.route,
             },
-            &mut self.bursts,
+            out,
         );
     }
 

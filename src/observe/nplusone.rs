@@ -15,7 +15,7 @@
 //!
 //! - **N+1**: within one request, one SELECT fingerprint executed at least `threshold` times
 //!   with at least two different parameter values, after a parent query that returned at
-//!   least `threshold` rows. The parent is chosen by shape (the child looks up a primary key
+//!   least `threshold` rows and does not already join the child's table. The parent is chosen by shape (the child looks up a primary key
 //!   the parent selected as `<field>_id`, or a foreign key pointing back at the parent's table,
 //!   or joins through the parent's many-to-many table); failing that, it is the nearest
 //!   preceding query with enough rows. A parent that is itself the child of an N+1 (nested
@@ -414,14 +414,23 @@ impl ConnDetector {
     fn parent_of(&self, child: &Run) -> Option<(Option<u64>, Option<Relation>)> {
         let before = |seq: u32| seq < child.first_seq;
         // Candidates: single queries with enough rows, and earlier bursts whose rows add up.
+        // A query that already joins the child's table has those rows (a select_related
+        // queryset): it is no parent of lookups in that table.
+        let joins_child = |p: &Shape| match &child.shape.table {
+            Some(t) => p.tables.iter().skip(1).any(|pt| pt == t),
+            None => false,
+        };
         let mut candidates: Vec<(u32, u64, &Arc<Shape>)> = self
             .parents
             .iter()
-            .filter(|p| before(p.seq) && p.fingerprint != child.fingerprint)
+            .filter(|p| {
+                before(p.seq) && p.fingerprint != child.fingerprint && !joins_child(&p.shape)
+            })
             .map(|p| (p.seq, p.fingerprint, &p.shape))
             .collect();
         for r in self.runs.values() {
             if r.fingerprint != child.fingerprint
+                && !joins_child(&r.shape)
                 && before(r.first_seq)
                 && r.count >= self.threshold
                 && r.rows >= self.threshold

@@ -258,8 +258,8 @@ def compare(e, f, sqlcommenter):
 
     want("kind", e["kind"], f.get("kind"))
     want("suggestion.orm", e["orm"], s.get("orm"))
+    want("suggestion.model", e["model"], s.get("model"))
     if e["kind"] == "n_plus_one":
-        want("suggestion.model", e["model"], s.get("model"))
         want("suggestion.field", e["field"], s.get("field"))
         if not matches(f.get("parent_query"), e["parent_match"]):
             diffs.append(f"parent_query: expected one containing {e['parent_match']}, got {f.get('parent_query')!r}")

@@ -50,7 +50,7 @@ def n_plus_one(child, match, parent, parent_match, orm, model, field, burst):
     }
 
 
-def duplicate(child, match, executions):
+def duplicate(child, match, model, executions):
     return {
         "kind": "duplicate",
         "child_table": child,
@@ -58,7 +58,7 @@ def duplicate(child, match, executions):
         "parent_table": None,
         "parent_match": None,
         "orm": CACHE,
-        "model": None,
+        "model": model,
         "field": None,
         "burst": executions,
         "bursts": 1,
@@ -141,7 +141,7 @@ SCENARIOS = [
     scenario(
         "duplicate",
         "duplicate/",
-        [duplicate("library_branch", by_column("library_branch", "name"), 4)],
+        [duplicate("library_branch", by_column("library_branch", "name"), "Branch", 4)],
         about="Branch.objects.get(name='Branch 01') four times",
     ),
     scenario("duplicate_fixed", "duplicate/fixed/", about="the same lookup once"),
