@@ -263,6 +263,21 @@ if [[ $SCOPE_ON == 1 ]]; then
         SCOPE_PID=$!
         PIDS+=("$SCOPE_PID")
         wait_ready pgscope "$SCOPE_PORT" "$SCOPE_PID"
+        # The same build with analysis off: what the statistics cost, measured in the same run.
+        OFF_PORT=$(free_port)
+        OFF_HTTP_PORT=$(free_port)
+        off_extra=()
+        [[ ${#extra[@]} -gt 0 ]] && off_extra=(--http-listen "127.0.0.1:$OFF_HTTP_PORT")
+        env -u PGSCOPE_BIN -u PGSCOPE_ARGS -u PGSCOPE_SKIP \
+            "$WORK/pgscope" --listen "127.0.0.1:$OFF_PORT" --upstream "127.0.0.1:$PG_PORT" \
+            "${off_extra[@]}" "${user_args[@]}" --analysis off </dev/null >"$WORK/pgscope-off.log" 2>&1 &
+        OFF_PID=$!
+        PIDS+=("$OFF_PID")
+        wait_ready pgscope-off "$OFF_PORT" "$OFF_PID"
+        log "pgscope --analysis off on 127.0.0.1:$OFF_PORT, pid $OFF_PID"
+        TARGETS+=(scope-off)
+        PORT_OF[scope-off]=$OFF_PORT
+        PID_OF[scope-off]=$OFF_PID
     fi
     log "pgscope on 127.0.0.1:$SCOPE_PORT, pid $SCOPE_PID: $SCOPE_ID ${PGSCOPE_ARGS:+args: $PGSCOPE_ARGS}"
     TARGETS+=(pgscope)
@@ -290,7 +305,7 @@ cpu_ticks() {   # utime+stime of a process (all its threads), in clock ticks; em
     awk '{print $12 + $13}' <<<"$s"
 }
 foreign_load() {   # compilers etc. that would distort the measurement
-    local n; n=$(pgrep -c -x 'rustc|cc1|cc1plus|ld|cargo' 2>/dev/null || true); echo "${n:-0}"
+    ps -eo comm= 2>/dev/null | awk '$1 ~ /^(rustc|cargo|cc1|cc1plus|collect2|ld|ld\.lld|ld\.gold|mold)$/ {n++} END {print n+0}'
 }
 reset_tpcb() {   # what pgbench does before a TPC-B run without -n, done outside the measurement
     "$PSQL" -h 127.0.0.1 -p "$PG_PORT" -U "$PG_USER" -d "$DB" -XAtq \
@@ -404,8 +419,8 @@ NR == 1 { next }
     if ($14 != 0) foreign[w] = 1;
 }
 END {
-    printf "%-20s %9s %9s %9s %7s %9s %7s %5s %7s %7s  %s\n", "workload", "direct", "pgbouncer", "pgscope", "scp/pgb", "(range)", "scp/dir", "wins", "cpu pgb", "cpu scp", "";
-    printf "%-20s %9s %9s %9s %7s %9s %7s %5s %7s %7s\n", "", "tps", "tps", "tps", "", "", "", "", "us/tx", "us/tx";
+    printf "%-20s %9s %9s %9s %7s %9s %7s %7s %5s %7s %7s %7s  %s\n", "workload", "direct", "pgbouncer", "pgscope", "scp/pgb", "(range)", "scp/dir", "scp/off", "wins", "cpu pgb", "cpu scp", "cpu off", "";
+    printf "%-20s %9s %9s %9s %7s %9s %7s %7s %5s %7s %7s %7s\n", "", "tps", "tps", "tps", "", "", "", "", "", "us/tx", "us/tx", "us/tx";
     for (i = 1; i <= nw; i++) {
         w = order[i];
         d = med_of(w, "direct", "tps"); b = med_of(w, "pgbouncer", "tps"); s = scope_on ? med_of(w, "pgscope", "tps") : "";
@@ -415,9 +430,11 @@ END {
         if (rb != "" && rb < 1) mark = "<< pgscope slower than pgbouncer";
         if (bad[w]) mark = mark " (errors: see CSV)";
         if (foreign[w]) mark = mark " (foreign load)";
-        printf "%-20s %9s %9s %9s %7s %9s %7s %5s %7s %7s  %s\n", w, fmt(d, "%.0f"), fmt(b, "%.0f"), fmt(s, "%.0f"),
-            fmt(rb, "%.3f"), scope_on ? ratio_range(w) : "-", fmt(rd, "%.3f"), scope_on ? wins(w) : "-",
-            fmt(cpu_us(w, "pgbouncer"), "%.1f"), scope_on ? fmt(cpu_us(w, "pgscope"), "%.1f") : "-", mark;
+        ro = scope_on ? med_ratio(w, "pgscope", "scope-off", "tps") : "";
+        printf "%-20s %9s %9s %9s %7s %9s %7s %7s %5s %7s %7s %7s  %s\n", w, fmt(d, "%.0f"), fmt(b, "%.0f"), fmt(s, "%.0f"),
+            fmt(rb, "%.3f"), scope_on ? ratio_range(w) : "-", fmt(rd, "%.3f"), fmt(ro, "%.3f"), scope_on ? wins(w) : "-",
+            fmt(cpu_us(w, "pgbouncer"), "%.1f"), scope_on ? fmt(cpu_us(w, "pgscope"), "%.1f") : "-",
+            scope_on ? fmt(cpu_us(w, "scope-off"), "%.1f") : "-", mark;
     }
     w = "latency-select-c1";
     if (w in seen) {
@@ -429,6 +446,7 @@ END {
     }
 }' "$CSV"
 echo
-echo "ratios: medians of per-round ratios, (range) = lowest-highest per-round pgscope/pgbouncer; wins = rounds where"
+echo "ratios: medians of per-round ratios, (range) = lowest-highest per-round pgscope/pgbouncer; scp/off = pgscope"
+echo "against the same build with --analysis off (scope-off column); wins = rounds where"
 echo "pgscope beat pgbouncer; cpu = the proxy process's own CPU time per pgbench transaction (user+sys, all threads)"
 echo "raw per-round numbers: $CSV  (pgbench output and service logs: $OUT_DIR/logs/)"
