@@ -19,6 +19,14 @@ pub fn statements(sql: &[u8]) -> Statements<'_> {
 
 /// The first statement at or after byte `from`: its range, and where to look for the next one.
 pub fn next_statement(sql: &[u8], from: usize) -> Option<(Range<usize>, usize)> {
+    // Most queries hold one statement and no semicolon at all: no need to lex them.
+    if memchr::memchr(b';', &sql[from.min(sql.len())..]).is_none() {
+        let rest = trim(sql, from.min(sql.len())..sql.len());
+        let head = &sql[rest.clone()];
+        let comment_first = head.starts_with(b"--") || head.starts_with(b"/*");
+        let has_content = !rest.is_empty() && (!comment_first || scan_statement(sql, rest.start).1);
+        return has_content.then_some((rest, sql.len()));
+    }
     let mut it = Statements { sql, pos: from };
     let range = it.next()?;
     Some((range, it.pos))
@@ -298,6 +306,20 @@ mod tests {
             split("SELECT 'a\\'; SELECT 2"),
             ["SELECT 'a\\'", "SELECT 2"]
         );
+    }
+
+    #[test]
+    fn next_statement_walks_the_text() {
+        let sql = b"  SELECT 1 ";
+        assert_eq!(next_statement(sql, 0), Some((2..10, sql.len())));
+        assert_eq!(next_statement(sql, sql.len()), None);
+        let sql = b"SELECT 1; SELECT 2";
+        let (first, next) = next_statement(sql, 0).unwrap();
+        assert_eq!(&sql[first], b"SELECT 1");
+        let (second, end) = next_statement(sql, next).unwrap();
+        assert_eq!(&sql[second], b"SELECT 2");
+        assert_eq!(next_statement(sql, end), None);
+        assert_eq!(next_statement(b"-- only a comment", 0), None);
     }
 
     #[test]
