@@ -89,11 +89,24 @@ fn workload_statistics_match_what_was_sent() {
         "INSERT INTO stats_items SELECT g, 's3cr3t-literal' || g FROM generate_series(1, 100) g",
     )
     .assert_success();
-    // 30 lookups with different literals: one fingerprint, 30 calls, 30 rows.
+    // 30 lookups with different literals: one fingerprint, 30 calls, 30 rows (psql).
     let lookups: String = (1..=30)
         .map(|i| format!("SELECT label FROM stats_items WHERE id = {i};"))
         .collect();
     psql(&conn, &lookups).assert_success();
+    // The same lookup from psycopg 3 (server-side binding, prepared) and psycopg2 (literals
+    // interpolated): 15 more calls of the same fingerprint.
+    let out = run(
+        std::process::Command::new(common::python())
+            .arg(concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/tests/clients/stats_workload.py"
+            ))
+            .arg(conn.dsn()),
+        TIMEOUT,
+    )
+    .assert_success();
+    assert!(out.stdout.contains("\"ran\": 15"), "{out}");
     // A range that returns 10 rows, 3 times.
     for lo in [1, 11, 21] {
         psql(
@@ -137,15 +150,15 @@ fn workload_statistics_match_what_was_sent() {
     psql(&conn, "SELECT pg_sleep(0.25)").assert_success();
 
     let qs = wait_for(http, "the workload's fingerprints", |qs| {
-        calls(find(qs, &["SELECT label FROM stats_items"])) >= 30
+        calls(find(qs, &["SELECT label FROM stats_items"])) >= 45
             && calls(find(qs, &["stats_missing"])) >= 4
             && calls(find(qs, &["pg_sleep"])) >= 20
             && calls(find(qs, &["BETWEEN"])) >= 3
     });
 
     let lookup = find(&qs, &["SELECT label FROM stats_items"]).unwrap();
-    assert_eq!(lookup["calls"], 30, "{lookup}");
-    assert_eq!(lookup["rows"], 30, "{lookup}");
+    assert_eq!(lookup["calls"], 45, "{lookup}");
+    assert_eq!(lookup["rows"], 45, "{lookup}");
     assert_eq!(lookup["errors"], 0, "{lookup}");
     assert_eq!(lookup["kind"], "select", "{lookup}");
     assert!(
@@ -211,14 +224,14 @@ fn workload_statistics_match_what_was_sent() {
             &metrics,
             &format!("pgscope_queries_total{{fingerprint=\"{id}\"}}")
         ),
-        Some(30.0)
+        Some(45.0)
     );
     assert_eq!(
         metric(
             &metrics,
             &format!("pgscope_query_rows_total{{fingerprint=\"{id}\"}}")
         ),
-        Some(30.0)
+        Some(45.0)
     );
     let mid = missing["fingerprint"].as_str().unwrap();
     assert_eq!(
@@ -375,4 +388,58 @@ fn which(program: &str) -> std::path::PathBuf {
                 .find(|p| p.is_file())
         })
         .unwrap_or_else(|| panic!("{program} not found on PATH: run tests/setup.sh"))
+}
+
+#[test]
+fn clients_beyond_the_limit_get_53300_and_are_counted() {
+    let pg = PgServer::start();
+    let proxy = ProxyProcess::start_with_args(pg.port(), &["--max-client-connections", "2"]);
+    let http = proxy.http_port().unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let a = proxy.conn().connect().await.unwrap();
+        let b = proxy.conn().connect().await.unwrap();
+        let Err(refused) = proxy.conn().connect().await else {
+            panic!("a third client was admitted");
+        };
+        assert_eq!(
+            refused.code(),
+            Some(&tokio_postgres::error::SqlState::TOO_MANY_CONNECTIONS),
+            "{refused}"
+        );
+        // The two admitted clients are not disturbed.
+        for c in [&a, &b] {
+            c.simple_query("SELECT 1").await.unwrap();
+        }
+        drop(a);
+        // Once one leaves (asynchronously), a new client gets in.
+        let deadline = Instant::now() + TIMEOUT;
+        loop {
+            match proxy.conn().connect().await {
+                Ok(c) => {
+                    c.simple_query("SELECT 1").await.unwrap();
+                    break;
+                }
+                Err(e) => {
+                    assert!(
+                        Instant::now() < deadline,
+                        "no room after a client left: {e}"
+                    );
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+            }
+        }
+        drop(b);
+    });
+    let metrics = get_ok(http, "/metrics");
+    let refused = metric(&metrics, "pgscope_client_errors_total{reason=\"too_many\"}").unwrap();
+    assert!(refused >= 1.0, "{metrics}");
+    assert_eq!(
+        metric(&metrics, "pgscope_client_errors_total{reason=\"protocol\"}"),
+        Some(0.0)
+    );
 }

@@ -196,6 +196,22 @@ pub fn render(state: &State) -> String {
         "pgscope_upstream_errors_total{{reason=\"connect\"}} {}",
         p.upstream_connect_errors.load(Ordering::Relaxed)
     );
+    header(
+        &mut out,
+        "pgscope_client_errors_total",
+        "Client connections refused by pgscope itself, by reason (protocol: SQLSTATE 08P01; too_many: 53300).",
+        "counter",
+    );
+    for (reason, n) in [
+        ("protocol", &p.protocol_errors),
+        ("too_many", &p.rejected_connections),
+    ] {
+        let _ = writeln!(
+            out,
+            "pgscope_client_errors_total{{reason=\"{reason}\"}} {}",
+            n.load(Ordering::Relaxed)
+        );
+    }
     out
 }
 

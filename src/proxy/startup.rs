@@ -177,7 +177,15 @@ async fn reject_malformed(shared: &Shared, id: u64, client: &mut TcpStream, e: S
 }
 
 async fn connect_upstream(shared: &Shared) -> Result<TcpStream, String> {
-    let connect = TcpStream::connect(shared.config.upstream.as_str());
+    let upstream = shared.config.upstream.as_str();
+    // An address connects directly; a host name is looked up each time (it may move), which
+    // tokio does on its blocking pool.
+    let connect = async {
+        match upstream.parse::<std::net::SocketAddr>() {
+            Ok(addr) => TcpStream::connect(addr).await,
+            Err(_) => TcpStream::connect(upstream).await,
+        }
+    };
     match tokio::time::timeout(shared.config.connect_timeout, connect).await {
         Ok(Ok(s)) => {
             let _ = s.set_nodelay(true);
