@@ -1799,10 +1799,10 @@ fn asyncpg_copy() {
     assert_eq!(rows, [1000, 3, 1, 2, 1003, 0, 1]);
 }
 
-/// Every scenario script of tests/clients has a test here.
+/// Every scenario script of tests/clients has a test here (or in another test file).
 #[test]
 fn every_client_script_is_used() {
-    let source = include_str!("relay_python.rs");
+    let source = [include_str!("relay_python.rs"), include_str!("stats.rs")].concat();
     let mut missing = Vec::new();
     for entry in std::fs::read_dir(clients_dir()).unwrap() {
         let name = entry.unwrap().file_name().to_string_lossy().into_owned();

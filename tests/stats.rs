@@ -98,10 +98,11 @@ fn workload_statistics_match_what_was_sent() {
     // interpolated): 15 more calls of the same fingerprint.
     let out = run(
         std::process::Command::new(common::python())
-            .arg(concat!(
-                env!("CARGO_MANIFEST_DIR"),
-                "/tests/clients/stats_workload.py"
-            ))
+            .arg(
+                std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                    .join("tests/clients")
+                    .join("stats_workload.py"),
+            )
             .arg(conn.dsn()),
         TIMEOUT,
     )
