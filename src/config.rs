@@ -61,7 +61,7 @@ pub struct Args {
     #[arg(long, env = "PGSCOPE_CONNECT_TIMEOUT", value_name = "DURATION")]
     pub connect_timeout: Option<String>,
 
-    /// Where /metrics, /api/queries and /healthz are served [default: 127.0.0.1:9432].
+    /// Where /metrics, /api/queries, /api/nplusone and /healthz are served [default: 127.0.0.1:9432].
     #[arg(long, env = "PGSCOPE_HTTP_LISTEN", value_name = "HOST:PORT")]
     pub http_listen: Option<String>,
 

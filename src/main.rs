@@ -40,7 +40,6 @@ fn main() -> ExitCode {
     match runtime.block_on(run(config)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            tracing::error!("{e:#}");
             eprintln!("pgscope: {e:#}");
             ExitCode::from(1)
         }
