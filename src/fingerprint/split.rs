@@ -19,9 +19,23 @@ pub fn statements(sql: &[u8]) -> Statements<'_> {
 
 /// The first statement at or after byte `from`: its range, and where to look for the next one.
 pub fn next_statement(sql: &[u8], from: usize) -> Option<(Range<usize>, usize)> {
-    // Most queries hold one statement and no semicolon at all: no need to lex them.
-    if memchr::memchr(b';', &sql[from.min(sql.len())..]).is_none() {
-        let rest = trim(sql, from.min(sql.len())..sql.len());
+    // Most queries hold one statement, with no semicolon or only a trailing one: no need to
+    // lex them. (A semicolon followed by nothing but white space and semicolons ends the last
+    // statement wherever it stands: inside a literal or comment the text would be unterminated.)
+    let from = from.min(sql.len());
+    let single_end = match memchr::memchr(b';', &sql[from..]) {
+        None => Some(sql.len()),
+        Some(p)
+            if sql[from + p..]
+                .iter()
+                .all(|&b| b == b';' || b.is_ascii_whitespace()) =>
+        {
+            Some(from + p)
+        }
+        Some(_) => None,
+    };
+    if let Some(end) = single_end {
+        let rest = trim(sql, from..end);
         let head = &sql[rest.clone()];
         let comment_first = head.starts_with(b"--") || head.starts_with(b"/*");
         let has_content = !rest.is_empty() && (!comment_first || scan_statement(sql, rest.start).1);
@@ -320,6 +334,12 @@ mod tests {
         assert_eq!(&sql[second], b"SELECT 2");
         assert_eq!(next_statement(sql, end), None);
         assert_eq!(next_statement(b"-- only a comment", 0), None);
+        // A trailing semicolon (pgbench's) takes the fast path; one inside a literal does not.
+        let sql = b"SELECT a FROM t WHERE id = 5; \n";
+        assert_eq!(next_statement(sql, 0), Some((0..28, sql.len())));
+        let sql = b"SELECT 'a;' ;";
+        assert_eq!(next_statement(sql, 0).map(|(r, _)| r), Some(0..11));
+        assert_eq!(next_statement(b" ; ; ", 0), None);
     }
 
     #[test]
