@@ -98,6 +98,24 @@ struct Running {
 }
 
 impl Running {
+    /// The execution, failed at `now` with `code`: no tag; its rows are those the client
+    /// received before the error.
+    fn fail(
+        &self,
+        connection_id: u64,
+        now: Clock,
+        code: SqlState,
+        last_done: &mut Option<Instant>,
+    ) -> Execution {
+        self.finish(
+            connection_id,
+            now,
+            CommandTag::default(),
+            Some(code),
+            last_done,
+        )
+    }
+
     /// The execution, completed at `now`. The server runs pipelined statements one after the
     /// other, so a statement cannot have started before the previous one completed
     /// (`last_done`), however early its request was forwarded; it starts at the later of the two.
@@ -605,25 +623,13 @@ impl Tracker {
             Some(Pending::Query(q)) => {
                 if !q.failed {
                     q.failed = true;
-                    let e = q.current.finish(
-                        id,
-                        now,
-                        CommandTag::default(),
-                        Some(code),
-                        &mut self.last_done,
-                    );
+                    let e = q.current.fail(id, now, code, &mut self.last_done);
                     record(&mut self.sink, &mut self.held, e, false);
                 }
                 return; // ReadyForQuery ends it
             }
             Some(Pending::FunctionCall(r)) => {
-                let e = r.finish(
-                    id,
-                    now,
-                    CommandTag::default(),
-                    Some(code),
-                    &mut self.last_done,
-                );
+                let e = r.fail(id, now, code, &mut self.last_done);
                 record(&mut self.sink, &mut self.held, e, false);
                 return;
             }
@@ -631,13 +637,7 @@ impl Tracker {
         };
         match extended {
             Some(Pending::Execute(Some(r))) => {
-                let e = r.finish(
-                    id,
-                    now,
-                    CommandTag::default(),
-                    Some(code),
-                    &mut self.last_done,
-                );
+                let e = r.fail(id, now, code, &mut self.last_done);
                 record(&mut self.sink, &mut self.held, e, false);
             }
             Some(Pending::Parse {
@@ -706,7 +706,7 @@ fn failed_before_execution(id: u64, s: &Statement, now: Clock, code: SqlState) -
         rows: 0,
         params_digest: 0,
     }
-    .finish(id, now, CommandTag::default(), Some(code), &mut None)
+    .fail(id, now, code, &mut None)
 }
 
 /// Point `q.current.sql` at the next statement of a simple Query. When the splitter finds no
@@ -932,6 +932,19 @@ mod tests {
                 failed("SELECT nope", "42703")
             ]
         );
+        h.assert_settled();
+    }
+
+    #[test]
+    fn rows_sent_before_an_error_are_counted() {
+        let mut h = Harness::new();
+        h.query("SELECT 1/(g-3) FROM generate_series(1,5) g")
+            .rows(2)
+            .error("22012")
+            .ready(b'I');
+        let e = h.executions();
+        assert_eq!(e.len(), 1);
+        assert_eq!((e[0].rows, e[0].error.map(|c| c.0)), (2, Some(*b"22012")));
         h.assert_settled();
     }
 
