@@ -97,7 +97,6 @@ mod normalize;
 pub mod split;
 
 use std::fmt;
-use std::sync::Arc;
 
 use xxhash_rust::xxh3::xxh3_64;
 
@@ -170,49 +169,6 @@ pub fn id_of(normalized: &str) -> u64 {
 /// An id as SPEC shows it: 16 lower-case hex digits.
 pub fn id_hex(id: u64) -> String {
     format!("{id:016x}")
-}
-
-/// A fingerprint as the registry keeps it: the id and the normalized text it is the hash of.
-///
-/// The text has no literal values, so it is safe to print, export and log.
-#[derive(Clone, PartialEq, Eq, Hash)]
-pub struct Fingerprint {
-    pub id: u64,
-    pub text: Arc<str>,
-}
-
-impl Fingerprint {
-    /// The fingerprint of an already normalized text.
-    pub fn from_normalized(text: &str) -> Self {
-        Fingerprint {
-            id: id_of(text),
-            text: Arc::from(text),
-        }
-    }
-
-    /// Normalize `sql` (allocating; on the hot path use [`normalize()`] with a reused buffer).
-    pub fn of(sql: &[u8]) -> (Fingerprint, Normalized) {
-        let mut text = String::new();
-        let n = normalize(sql, &mut text);
-        (
-            Fingerprint {
-                id: n.id,
-                text: Arc::from(text),
-            },
-            n,
-        )
-    }
-
-    /// The id as 16 lower-case hex digits.
-    pub fn hex(&self) -> String {
-        id_hex(self.id)
-    }
-}
-
-impl fmt::Debug for Fingerprint {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "Fingerprint({} {:?})", id_hex(self.id), self.text)
-    }
 }
 
 #[cfg(test)]

@@ -2,7 +2,8 @@
 //!
 //! A simple Query message may carry several statements separated by semicolons; the server
 //! runs them in order and answers each with its own CommandComplete. The relay splits the text
-//! the same way so that each answer is paired with its own statement. The split is lexical:
+//! the same way so that each answer is paired with its own statement. The split is lexical (it
+//! walks the tokens of the normalizer's lexer):
 //! semicolons inside string literals (all forms), quoted identifiers, dollar-quoted bodies,
 //! comments, parentheses (`CREATE RULE … DO ALSO (a; b)`) and the `BEGIN ATOMIC … END` body of
 //! a SQL-standard function or procedure do not split (the last with psql's heuristic: inside
@@ -11,6 +12,8 @@
 //! (the server skips them too).
 
 use std::ops::Range;
+
+use super::lexer::{next_token, Tok};
 
 /// The byte ranges of the statements in `sql`, white space trimmed, semicolons excluded.
 pub fn statements(sql: &[u8]) -> Statements<'_> {
@@ -69,69 +72,32 @@ impl Iterator for Statements<'_> {
     }
 }
 
-fn is_ident(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || b == b'_' || b >= 0x80
-}
-
-/// Scan from `start` to the next top-level semicolon (or the end). Returns its position and
-/// whether anything other than white space and comments was seen.
+/// Scan from `start` to the next top-level semicolon (or the end), token by token with the
+/// normalizer's lexer. Returns its position and whether anything other than white space and
+/// comments was seen.
 fn scan_statement(sql: &[u8], start: usize) -> (usize, bool) {
-    let n = sql.len();
     let mut i = start;
     let mut depth = 0usize;
     let mut content = false;
     let mut routine = Routine::default();
-    while i < n {
-        let b = sql[i];
-        match b {
-            b';' if depth == 0 && routine.begin_depth == 0 => return (i, content),
-            b'-' if sql.get(i + 1) == Some(&b'-') => {
-                i = memchr::memchr(b'\n', &sql[i..]).map_or(n, |p| i + p + 1);
-                continue;
-            }
-            b'/' if sql.get(i + 1) == Some(&b'*') => {
-                i = skip_block_comment(sql, i);
-                continue;
-            }
-            b if b.is_ascii_whitespace() => {}
-            _ => {
+    while i < sql.len() {
+        let t = next_token(sql, i);
+        match t.kind {
+            Tok::Semicolon if depth == 0 && routine.begin_depth == 0 => return (t.start, content),
+            kind if kind.is_trivia() => {}
+            kind => {
                 content = true;
-                match b {
-                    b'(' => depth += 1,
-                    b')' => depth = depth.saturating_sub(1),
-                    b'\'' => {
-                        let escapes = i > start
-                            && matches!(sql[i - 1], b'e' | b'E')
-                            && (i - 1 == start || !is_ident(sql[i - 2]));
-                        i = skip_quoted(sql, i, b'\'', escapes);
-                        continue;
-                    }
-                    b'"' => {
-                        i = skip_quoted(sql, i, b'"', false);
-                        continue;
-                    }
-                    b'$' if i == start || !is_ident(sql[i - 1]) => {
-                        if let Some(end) = skip_dollar_quoted(sql, i) {
-                            i = end;
-                            continue;
-                        }
-                    }
-                    b'a'..=b'z' | b'A'..=b'Z' | b'_' if i == start || !is_ident(sql[i - 1]) => {
-                        let end = sql[i..]
-                            .iter()
-                            .position(|&c| !is_ident(c) && c != b'$')
-                            .map_or(n, |p| i + p);
-                        routine.word(&sql[i..end], depth);
-                        i = end;
-                        continue;
-                    }
+                match kind {
+                    Tok::LParen => depth += 1,
+                    Tok::RParen => depth = depth.saturating_sub(1),
+                    Tok::Word => routine.word(&sql[t.start..t.end], depth),
                     _ => {}
                 }
             }
         }
-        i += 1;
+        i = t.end;
     }
-    (n, content)
+    (sql.len(), content)
 }
 
 /// Tracks `BEGIN … END` blocks in the body of `CREATE [OR REPLACE] FUNCTION|PROCEDURE`.
@@ -167,70 +133,6 @@ impl Routine {
             self.begin_depth -= 1;
         }
     }
-}
-
-/// `sql[i..]` starts with `/*`; return the position after the matching `*/` (comments nest).
-fn skip_block_comment(sql: &[u8], mut i: usize) -> usize {
-    let n = sql.len();
-    let mut depth = 0usize;
-    while i < n {
-        if sql[i] == b'/' && sql.get(i + 1) == Some(&b'*') {
-            depth += 1;
-            i += 2;
-        } else if sql[i] == b'*' && sql.get(i + 1) == Some(&b'/') {
-            depth -= 1;
-            i += 2;
-            if depth == 0 {
-                return i;
-            }
-        } else {
-            i += 1;
-        }
-    }
-    n
-}
-
-/// `sql[i]` is the opening `quote`; return the position after the closing one. A doubled
-/// quote is an escaped quote; with `backslash`, `\x` escapes any character.
-fn skip_quoted(sql: &[u8], mut i: usize, quote: u8, backslash: bool) -> usize {
-    let n = sql.len();
-    i += 1;
-    while i < n {
-        let b = sql[i];
-        if backslash && b == b'\\' {
-            i += 2;
-            continue;
-        }
-        if b == quote {
-            if sql.get(i + 1) == Some(&quote) {
-                i += 2;
-                continue;
-            }
-            return i + 1;
-        }
-        i += 1;
-    }
-    n
-}
-
-/// `sql[i]` is `$`; if a dollar-quote opens here (`$$` or `$tag$`), return the position after
-/// its closing delimiter. `$1` (a parameter) is not a dollar quote.
-fn skip_dollar_quoted(sql: &[u8], i: usize) -> Option<usize> {
-    let n = sql.len();
-    let mut j = i + 1;
-    if j < n && sql[j].is_ascii_digit() {
-        return None;
-    }
-    while j < n && is_ident(sql[j]) {
-        j += 1;
-    }
-    if j >= n || sql[j] != b'$' {
-        return None;
-    }
-    let delim = &sql[i..=j];
-    let body = j + 1;
-    let found = memchr::memmem::find(&sql[body..], delim);
-    Some(found.map_or(n, |p| body + p + delim.len()))
 }
 
 fn trim(sql: &[u8], mut r: Range<usize>) -> Range<usize> {

@@ -131,14 +131,6 @@ pub fn render(state: &State) -> String {
         );
     }
 
-    drop(registry);
-    findings(&mut out, state);
-    let registry = state.observer.registry();
-
-    let gauge = |out: &mut String, name: &str, help: &str, kind: &str, value: String| {
-        header(out, name, help, kind);
-        let _ = writeln!(out, "{name} {value}");
-    };
     gauge(
         &mut out,
         "pgscope_fingerprints_tracked",
@@ -154,6 +146,7 @@ pub fn render(state: &State) -> String {
         registry.evicted().to_string(),
     );
     drop(registry);
+    findings(&mut out, state);
     gauge(
         &mut out,
         "pgscope_analysis_events_dropped_total",
@@ -276,6 +269,12 @@ fn findings(out: &mut String, state: &State) {
             let _ = writeln!(out, "{name}{{fingerprint=\"other\"}} {n}");
         }
     }
+}
+
+/// A metric with no labels.
+fn gauge(out: &mut String, name: &str, help: &str, kind: &str, value: String) {
+    header(out, name, help, kind);
+    let _ = writeln!(out, "{name} {value}");
 }
 
 fn header(out: &mut String, name: &str, help: &str, kind: &str) {

@@ -228,10 +228,6 @@ impl Registry {
         self.evicted
     }
 
-    pub fn max(&self) -> usize {
-        self.max
-    }
-
     pub fn get(&self, id: u64) -> Option<&Stats> {
         self.entries.get(&id)
     }

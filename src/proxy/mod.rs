@@ -153,9 +153,7 @@ async fn handle_client(
 ) {
     let id = shared.next_id.fetch_add(1, Ordering::Relaxed);
     let _ = socket.set_nodelay(true);
-    let span = tracing::debug_span!("conn", id, %peer);
-    let _enter = span.enter();
-    drop(_enter);
+    tracing::debug!(id, %peer, "client connected");
     let work = async {
         let permit = shared.limit.clone().try_acquire_owned().ok();
         startup::run(&shared, id, socket, permit).await;

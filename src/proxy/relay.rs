@@ -136,7 +136,9 @@ async fn pump(
     to: &mut (impl AsyncWriteExt + Unpin),
     tracker: &Mutex<Tracker>,
     max_frame: usize,
-    boundary: &AtomicBool,
+    // Where to say whether everything written so far ends between two frames (the backend
+    // pump's, read before an error is injected towards the client).
+    boundary: Option<&AtomicBool>,
 ) -> End {
     let chunk = match dir {
         Direction::Frontend => FRONTEND_BUFFER,
@@ -160,13 +162,17 @@ async fn pump(
         };
         if ready > 0 {
             // Until the write completes, the peer may hold half a frame.
-            boundary.store(false, Ordering::Relaxed);
+            if let Some(b) = boundary {
+                b.store(false, Ordering::Relaxed);
+            }
             if let Err(e) = to.write_all(&buf[..ready]).await {
                 return End::Io(e);
             }
             buf.advance(ready);
         }
-        boundary.store(walk.at_boundary(), Ordering::Relaxed);
+        if let Some(b) = boundary {
+            b.store(walk.at_boundary(), Ordering::Relaxed);
+        }
         if let Some(why) = malformed {
             return End::Malformed(why);
         }
@@ -184,7 +190,6 @@ pub(crate) async fn run(
 ) {
     let tracker = Mutex::new(tracker);
     let backend_at_boundary = AtomicBool::new(true);
-    let frontend_at_boundary = AtomicBool::new(true);
     let (mut client_read, mut client_write) = client.split();
     let (mut upstream_read, mut upstream_write) = upstream.split();
     let end = {
@@ -194,7 +199,7 @@ pub(crate) async fn run(
             &mut upstream_write,
             &tracker,
             max_message,
-            &frontend_at_boundary,
+            None,
         );
         let backend = pump(
             Direction::Backend,
@@ -202,7 +207,7 @@ pub(crate) async fn run(
             &mut client_write,
             &tracker,
             usize::MAX,
-            &backend_at_boundary,
+            Some(&backend_at_boundary),
         );
         tokio::select! {
             end = frontend => (Direction::Frontend, end),

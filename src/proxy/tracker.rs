@@ -385,9 +385,12 @@ impl Tracker {
         };
         match (&sql, name.is_empty()) {
             (Some(s), true) => self.unnamed_statement = Some(s.clone()),
-            (Some(s), false) => {
-                self.statements.insert(Box::from(name), s.clone());
-            }
+            (Some(s), false) => match self.statements.get_mut(name) {
+                Some(slot) => *slot = s.clone(),
+                None => {
+                    self.statements.insert(Box::from(name), s.clone());
+                }
+            },
             (None, _) => {}
         }
         self.push(Pending::Parse {
@@ -433,6 +436,9 @@ impl Tracker {
             };
             if b.portal.is_empty() {
                 self.unnamed_portal = Some(p.clone());
+            } else if let Some(slot) = self.portals.get_mut(b.portal) {
+                // A driver that reuses its portal names allocates no key per Bind.
+                *slot = p.clone();
             } else {
                 self.portals.insert(Box::from(b.portal), p.clone());
             }
