@@ -201,18 +201,14 @@ fn a_killed_test_process_leaves_no_server_behind() {
     child.wait().unwrap();
 
     let deadline = Instant::now() + Duration::from_secs(20);
-    while (data.exists() || listening(port)) && Instant::now() < deadline {
+    while (data.exists() || common::is_listening(port)) && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(50));
     }
     assert!(
-        !listening(port),
+        !common::is_listening(port),
         "the server on port {port} outlived its test"
     );
     assert!(!data.exists(), "{} outlived its test", data.display());
-}
-
-fn listening(port: u16) -> bool {
-    std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
 }
 
 #[test]

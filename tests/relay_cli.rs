@@ -2305,27 +2305,9 @@ fn process_running(pid: u32) -> bool {
     }
 }
 
-/// Is something listening on 127.0.0.1:`port`? Reads /proc/net/tcp{,6} rather than
-/// connecting, so asking does not make a client.
-fn listening(port: u16) -> bool {
-    let suffix = format!(":{port:04X}");
-    ["/proc/net/tcp", "/proc/net/tcp6"].iter().any(|table| {
-        fs::read_to_string(table)
-            .unwrap_or_default()
-            .lines()
-            .skip(1)
-            .map(|line| line.split_whitespace().collect::<Vec<_>>())
-            .any(|f| f.len() > 3 && f[1].ends_with(&suffix) && f[3] == "0A")
-    })
-}
-
 fn pgscope_command() -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_pgscope"));
-    for (key, _) in std::env::vars_os() {
-        if key.to_string_lossy().starts_with("PGSCOPE_") {
-            cmd.env_remove(key);
-        }
-    }
+    common::remove_env_prefix(&mut cmd, "PGSCOPE_");
     cmd
 }
 
@@ -2335,13 +2317,13 @@ async fn sigterm_stops_accepting_and_exits_when_the_last_connection_closes() {
     let proxy = ProxyProcess::start(pg.port());
     let client = proxy.conn().connect().await.unwrap();
     client.simple_query("SELECT 1").await.unwrap();
-    assert!(listening(proxy.port()));
+    assert!(common::is_listening(proxy.port()));
     proxy.signal(SIGTERM);
     let port = proxy.port();
     eventually(
         "pgscope to close its listening socket",
         TIMEOUT,
-        || async move { !listening(port) },
+        || async move { !common::is_listening(port) },
     )
     .await;
     // No new connections…
