@@ -81,7 +81,7 @@ pub struct Args {
     #[arg(long = "n1-threshold", env = "PGSCOPE_N1_THRESHOLD", value_name = "N")]
     pub n1_threshold: Option<String>,
 
-    /// Connection threads; connections are spread over them [default: one per two CPUs, at least one].
+    /// Relay threads; established connections are spread over them [default: one per two CPUs, at least one].
     #[arg(long, env = "PGSCOPE_WORKERS", value_name = "N")]
     pub workers: Option<String>,
 

@@ -7,7 +7,7 @@
 //!
 //! - [`startup`]: the untagged first packets (SSLRequest, GSSENCRequest, CancelRequest,
 //!   StartupMessage) and connecting to the upstream.
-//! - [`relay`]: the two byte pumps of an established connection.
+//! - [`relay`]: the relay threads, which pump the bytes of established connections.
 //! - [`tracker`]: pairs frontend requests with backend completions.
 //! - [`wire`]: frame headers and the few message bodies the tracker reads.
 
@@ -16,7 +16,6 @@ mod relay;
 mod startup;
 pub mod tracker;
 pub mod wire;
-mod workers;
 
 pub use execution::{
     CommandTag, Execution, ExecutionSink, NullSink, Protocol, SinkFactory, SqlState, SqlText,
@@ -29,8 +28,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{mpsc, watch, Semaphore};
-use workers::Workers;
+use tokio::sync::{mpsc, watch, OwnedSemaphorePermit, Semaphore};
+
+use relay::Relays;
 
 /// What the relay needs to know; built from [`crate::config::Config`].
 #[derive(Clone, Debug)]
@@ -45,7 +45,7 @@ pub struct ProxyConfig {
     pub shutdown_grace: Duration,
     /// The largest frontend message accepted (bytes, including the length word).
     pub max_message_size: usize,
-    /// Connection threads (each a current-thread runtime; connections are spread over them).
+    /// Relay threads (established connections are spread over them).
     pub workers: usize,
 }
 
@@ -62,7 +62,7 @@ impl Default for ProxyConfig {
     }
 }
 
-/// One connection thread per two CPUs (at least one): pgscope shares its machine with the
+/// One relay thread per two CPUs (at least one): pgscope shares its machine with the
 /// application or the database, and one thread that gathers many sockets' events per wakeup
 /// costs less CPU per statement than two that each wake for fewer (on 2 cores, 1 thread
 /// measured about 11 µs of proxy CPU per pgbench transaction, 2 threads about 14 µs).
@@ -86,7 +86,38 @@ pub(crate) struct Shared {
     pub sinks: Arc<dyn SinkFactory>,
     pub stats: Arc<ProxyStats>,
     pub limit: Arc<Semaphore>,
+    pub relays: Relays,
     next_id: AtomicU64,
+}
+
+/// What an established connection holds until it ends: its place under
+/// `--max-client-connections`, its place in the shutdown drain, and its count in the stats.
+pub(crate) struct Lease {
+    pub stats: Arc<ProxyStats>,
+    _permit: OwnedSemaphorePermit,
+    _done: mpsc::Sender<()>,
+}
+
+impl Lease {
+    fn new(stats: Arc<ProxyStats>, permit: OwnedSemaphorePermit, done: mpsc::Sender<()>) -> Self {
+        stats.client_connections.fetch_add(1, Ordering::Relaxed);
+        stats
+            .client_connections_total
+            .fetch_add(1, Ordering::Relaxed);
+        Lease {
+            stats,
+            _permit: permit,
+            _done: done,
+        }
+    }
+}
+
+impl Drop for Lease {
+    fn drop(&mut self) {
+        self.stats
+            .client_connections
+            .fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 /// Serve clients accepted on `listener` until `shutdown` completes; then stop accepting and
@@ -102,16 +133,17 @@ pub async fn serve(
     let workers = config.workers;
     let shared = Arc::new(Shared {
         limit: Arc::new(Semaphore::new(config.max_client_connections)),
+        relays: Relays::start(workers)?,
         config,
         sinks,
         stats,
         next_id: AtomicU64::new(1),
     });
-    // Every connection task holds a clone of `done_tx`; when all are dropped, `done_rx`
-    // yields None. `stop_tx` tells the tasks to cut their connections after the grace period.
+    // Every connection holds a clone of `done_tx` (in its startup task, then in its lease);
+    // when all are dropped, `done_rx` yields None. `stop_tx` tells the startup tasks, and
+    // `Relays::cut` the relay threads, to cut their connections after the grace period.
     let (done_tx, mut done_rx) = mpsc::channel::<()>(1);
     let (stop_tx, stop_rx) = watch::channel(false);
-    let mut workers = Workers::start(workers, shared.clone())?;
 
     tokio::pin!(shutdown);
     loop {
@@ -119,7 +151,13 @@ pub async fn serve(
             _ = &mut shutdown => break,
             accepted = listener.accept() => match accepted {
                 Ok((socket, peer)) => {
-                    workers.dispatch(socket, peer, done_tx.clone(), stop_rx.clone()).await;
+                    tokio::spawn(handle_client(
+                        shared.clone(),
+                        socket,
+                        peer,
+                        stop_rx.clone(),
+                        done_tx.clone(),
+                    ));
                 }
                 Err(e) => {
                     // EMFILE and friends: back off briefly instead of spinning.
@@ -139,9 +177,10 @@ pub async fn serve(
         let open = shared.stats.client_connections.load(Ordering::Relaxed);
         tracing::warn!(open, "grace period over; closing the remaining connections");
         let _ = stop_tx.send(true);
+        shared.relays.cut();
         let _ = tokio::time::timeout(Duration::from_secs(5), done_rx.recv()).await;
     }
-    drop(workers);
+    shared.relays.shutdown();
     Ok(())
 }
 
@@ -150,13 +189,14 @@ async fn handle_client(
     socket: TcpStream,
     peer: SocketAddr,
     mut stop: watch::Receiver<bool>,
+    done: mpsc::Sender<()>,
 ) {
     let id = shared.next_id.fetch_add(1, Ordering::Relaxed);
     let _ = socket.set_nodelay(true);
     tracing::debug!(id, %peer, "client connected");
     let work = async {
         let permit = shared.limit.clone().try_acquire_owned().ok();
-        startup::run(&shared, id, socket, permit).await;
+        startup::run(&shared, id, socket, permit, done).await;
     };
     tokio::select! {
         _ = work => {}

@@ -18,11 +18,11 @@ use pgwire::messages::startup::Startup;
 use pgwire::messages::{DecodeContext, ProtocolVersion};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-use tokio::sync::OwnedSemaphorePermit;
+use tokio::sync::{mpsc, OwnedSemaphorePermit};
 
 use super::tracker::Tracker;
 use super::wire::{self, CANCEL_REQUEST_CODE, GSSENC_REQUEST_CODE, SSL_REQUEST_CODE};
-use super::{relay, Shared};
+use super::{relay, Lease, Shared};
 
 /// How long a client may take to send its startup packet (the server's own
 /// `authentication_timeout` then applies to the rest of the login).
@@ -47,6 +47,7 @@ pub(crate) async fn run(
     id: u64,
     mut client: TcpStream,
     permit: Option<OwnedSemaphorePermit>,
+    done: mpsc::Sender<()>,
 ) {
     let packet = match tokio::time::timeout(STARTUP_TIMEOUT, read_startup(&mut client)).await {
         Ok(Ok(Some(packet))) => packet,
@@ -59,7 +60,7 @@ pub(crate) async fn run(
         forward_cancel(shared, id, &packet).await;
         return;
     }
-    let Some(_permit) = permit else {
+    let Some(permit) = permit else {
         shared
             .stats
             .rejected_connections
@@ -103,28 +104,25 @@ pub(crate) async fn run(
         return;
     }
     drop(packet);
-    shared
-        .stats
-        .client_connections
-        .fetch_add(1, Ordering::Relaxed);
-    shared
-        .stats
-        .client_connections_total
-        .fetch_add(1, Ordering::Relaxed);
-    let tracker = Tracker::new(id, shared.sinks.sink(id));
-    relay::run(
+    let lease = Lease::new(shared.stats.clone(), permit, done);
+    // Deregister both sockets from this runtime; the relay thread registers them with its own
+    // event loop.
+    let (client, upstream) = match (client.into_std(), upstream.into_std()) {
+        (Ok(c), Ok(u)) => (c, u),
+        (Err(e), _) | (_, Err(e)) => {
+            tracing::warn!(id, error = %e, "cannot hand a connection to a relay thread");
+            return;
+        }
+    };
+    let job = relay::Job {
         id,
         client,
         upstream,
-        tracker,
-        shared.config.max_message_size,
-        &shared.stats,
-    )
-    .await;
-    shared
-        .stats
-        .client_connections
-        .fetch_sub(1, Ordering::Relaxed);
+        tracker: Tracker::new(id, shared.sinks.sink(id)),
+        max_message: shared.config.max_message_size,
+        lease,
+    };
+    shared.relays.hand_off(job).await;
 }
 
 /// Read untagged packets until a StartupMessage or CancelRequest, declining encryption
