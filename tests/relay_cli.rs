@@ -2239,6 +2239,87 @@ fn malformed_frame_during_a_large_result_never_splices_into_a_message() {
     }
 }
 
+/// A client that stops reading in the middle of a large result holds up its own connection
+/// only: the proxy stops reading that server connection (back-pressure, no queue), another
+/// client on the same relay thread keeps getting answers, and when the first client reads again
+/// it gets every byte of its result, in order.
+#[test]
+fn a_client_that_stops_reading_stalls_only_its_own_connection() {
+    let pg = PgServer::start();
+    let proxy = ProxyHandle::start(pg.port());
+    let mut stalled = RawConn::connect(proxy.port());
+    let pid = backend_pid(&stalled.startup("postgres", "app"));
+    // About 40 MB of rows: more than the kernel's socket buffers on both sides of the proxy.
+    const ROWS: usize = 400_000;
+    stalled.send(&frame(
+        b'Q',
+        format!("SELECT i, repeat('x', 90) FROM generate_series(1, {ROWS}) i\0").as_bytes(),
+    ));
+    let deadline = Instant::now() + TIMEOUT;
+    loop {
+        let waiting = pg.psql(&format!(
+            "SELECT wait_event FROM pg_stat_activity WHERE pid = {pid}"
+        ));
+        if waiting.trim() == "ClientWrite" {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the server never blocked writing to the proxy"
+        );
+        thread::sleep(Duration::from_millis(10));
+    }
+
+    let mut other = RawConn::connect(proxy.port());
+    other.startup("postgres", "app");
+    for i in 0..50 {
+        other.send(&frame(b'Q', format!("SELECT {i}\0").as_bytes()));
+        let mut rows = Vec::new();
+        loop {
+            let (tag, body) = other
+                .read_message()
+                .expect("the other client's query stalled or failed")
+                .expect("EOF on the other client");
+            match tag {
+                b'D' => rows.push(body),
+                b'Z' => break,
+                b'E' => panic!("error: {:?}", error_fields(&body)),
+                _ => {}
+            }
+        }
+        assert_eq!(rows.len(), 1);
+        assert!(rows[0].ends_with(i.to_string().as_bytes()), "{:?}", rows[0]);
+    }
+    // Still stalled: the server is still waiting for the proxy to take more.
+    let waiting = pg.psql(&format!(
+        "SELECT wait_event FROM pg_stat_activity WHERE pid = {pid}"
+    ));
+    assert_eq!(waiting.trim(), "ClientWrite");
+
+    stalled.send(&frame(b'X', b""));
+    let (messages, err) = stalled.read_to_end();
+    assert!(err.is_none(), "the stream ended uncleanly: {err:?}");
+    let mut next = 1;
+    for (tag, body) in &messages {
+        if *tag == b'D' {
+            // Two text columns: the row number, then 90 x's.
+            let n = u32::from_be_bytes([body[2], body[3], body[4], body[5]]) as usize;
+            let i: usize = std::str::from_utf8(&body[6..6 + n]).unwrap().parse().unwrap();
+            assert_eq!(i, next, "rows out of order or lost");
+            next += 1;
+        }
+    }
+    assert_eq!(next - 1, ROWS);
+    let tags: Vec<u8> = messages
+        .iter()
+        .map(|(t, _)| *t)
+        .filter(|t| *t != b'D')
+        .collect();
+    assert_eq!(tags, b"TCZ", "{:?}", String::from_utf8_lossy(&tags));
+    let complete = &messages[messages.len() - 2].1;
+    assert_eq!(complete.as_slice(), format!("SELECT {ROWS}\0").as_bytes());
+}
+
 /// Send 8-byte encryption requests (`codes`) and read the one-byte answer to each, then log
 /// in unencrypted.
 fn encryption_answers(port: u16, codes: &[u32]) -> Vec<u8> {
