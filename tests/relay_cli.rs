@@ -2192,6 +2192,27 @@ fn check_framing(bytes: &[u8], allowed: &[u8]) -> Result<String, String> {
     Ok(format!("{count} messages, then EOF"))
 }
 
+/// What backend `pid` waits for (`pg_stat_activity.wait_event`), empty if nothing.
+fn wait_event(pg: &PgServer, pid: i32) -> String {
+    pg.psql(&format!(
+        "SELECT wait_event FROM pg_stat_activity WHERE pid = {pid}"
+    ))
+    .trim()
+    .to_owned()
+}
+
+/// Wait until backend `pid` is blocked writing to its client (the proxy).
+fn wait_until_blocked_writing(pg: &PgServer, pid: i32) {
+    let deadline = Instant::now() + TIMEOUT;
+    while wait_event(pg, pid) != "ClientWrite" {
+        assert!(
+            Instant::now() < deadline,
+            "the server never blocked writing to the proxy"
+        );
+        thread::sleep(Duration::from_millis(10));
+    }
+}
+
 /// A malformed frame arrives while the proxy is busy writing a large result to a client that
 /// does not read. The proxy may tell the client about it only between two server messages:
 /// an ErrorResponse spliced into the middle of a DataRow corrupts the stream. Several tries,
@@ -2211,20 +2232,7 @@ fn malformed_frame_during_a_large_result_never_splices_into_a_message() {
         ));
         // Wait until the server is blocked writing to the proxy: the proxy is then stuck
         // writing to this client, which reads nothing.
-        let deadline = Instant::now() + TIMEOUT;
-        loop {
-            let waiting = pg.psql(&format!(
-                "SELECT wait_event FROM pg_stat_activity WHERE pid = {pid}"
-            ));
-            if waiting.trim() == "ClientWrite" {
-                break;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "the server never blocked writing"
-            );
-            thread::sleep(Duration::from_millis(10));
-        }
+        wait_until_blocked_writing(&pg, pid);
         conn.send(b"Q\0\0\0\x02");
         let mut received = Vec::new();
         conn.stream
@@ -2255,20 +2263,7 @@ fn a_client_that_stops_reading_stalls_only_its_own_connection() {
         b'Q',
         format!("SELECT i, repeat('x', 90) FROM generate_series(1, {ROWS}) i\0").as_bytes(),
     ));
-    let deadline = Instant::now() + TIMEOUT;
-    loop {
-        let waiting = pg.psql(&format!(
-            "SELECT wait_event FROM pg_stat_activity WHERE pid = {pid}"
-        ));
-        if waiting.trim() == "ClientWrite" {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the server never blocked writing to the proxy"
-        );
-        thread::sleep(Duration::from_millis(10));
-    }
+    wait_until_blocked_writing(&pg, pid);
 
     let mut other = RawConn::connect(proxy.port());
     other.startup("postgres", "app");
@@ -2291,10 +2286,7 @@ fn a_client_that_stops_reading_stalls_only_its_own_connection() {
         assert!(rows[0].ends_with(i.to_string().as_bytes()), "{:?}", rows[0]);
     }
     // Still stalled: the server is still waiting for the proxy to take more.
-    let waiting = pg.psql(&format!(
-        "SELECT wait_event FROM pg_stat_activity WHERE pid = {pid}"
-    ));
-    assert_eq!(waiting.trim(), "ClientWrite");
+    assert_eq!(wait_event(&pg, pid), "ClientWrite");
 
     stalled.send(&frame(b'X', b""));
     let (messages, err) = stalled.read_to_end();
@@ -2304,7 +2296,10 @@ fn a_client_that_stops_reading_stalls_only_its_own_connection() {
         if *tag == b'D' {
             // Two text columns: the row number, then 90 x's.
             let n = u32::from_be_bytes([body[2], body[3], body[4], body[5]]) as usize;
-            let i: usize = std::str::from_utf8(&body[6..6 + n]).unwrap().parse().unwrap();
+            let i: usize = std::str::from_utf8(&body[6..6 + n])
+                .unwrap()
+                .parse()
+                .unwrap();
             assert_eq!(i, next, "rows out of order or lost");
             next += 1;
         }
