@@ -596,7 +596,6 @@ impl Pump {
 }
 
 /// What one walk over a buffer found.
-#[derive(Debug, PartialEq, Eq)]
 struct Walked {
     /// Bytes at the start that may be forwarded now.
     ready: usize,

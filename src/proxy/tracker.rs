@@ -42,20 +42,12 @@ use super::execution::{CommandTag, Execution, ExecutionSink, Protocol, SqlState,
 use super::wire;
 use crate::fingerprint::split;
 
-/// A reading of both clocks, taken once per chunk of bytes the relay handles.
+/// A reading of both clocks, taken once per chunk of bytes the relay handles (from a
+/// [`ClockSource`]).
 #[derive(Clone, Copy, Debug)]
 pub struct Clock {
     pub instant: Instant,
     pub system: SystemTime,
-}
-
-impl Clock {
-    pub fn now() -> Self {
-        Clock {
-            instant: Instant::now(),
-            system: SystemTime::now(),
-        }
-    }
 }
 
 /// Reads the clocks for a relay thread: the monotonic clock at every call, the wall clock
@@ -812,7 +804,7 @@ mod tests {
             Harness {
                 tracker: Tracker::new(7, Box::new(seen.clone())),
                 seen,
-                clock: Clock::now(),
+                clock: ClockSource::new().now(),
             }
         }
 
