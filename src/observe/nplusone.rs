@@ -31,7 +31,7 @@
 //! by [`MAX_RUNS`] fingerprints and [`MAX_PARENTS`] parent candidates per request: a request
 //! that outgrows them is evaluated and a new one started.
 
-use std::collections::HashMap;
+use super::Map;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -202,7 +202,7 @@ struct Run {
     count: u64,
     rows: u64,
     total: Duration,
-    digests: HashMap<u64, u32>,
+    digests: Map<u64, u32>,
     /// Most executions with one digest.
     max_same: u32,
     last_at: SystemTime,
@@ -218,7 +218,7 @@ struct ParentCandidate {
 pub struct ConnDetector {
     threshold: u64,
     seq: u32,
-    runs: HashMap<u64, Run>,
+    runs: Map<u64, Run>,
     parents: Vec<ParentCandidate>,
     request: Option<u64>,
     route: Option<Arc<str>>,
@@ -231,7 +231,7 @@ impl ConnDetector {
         ConnDetector {
             threshold: threshold.max(2),
             seq: 0,
-            runs: HashMap::new(),
+            runs: Map::default(),
             parents: Vec::new(),
             request: None,
             route: None,
@@ -272,7 +272,7 @@ impl ConnDetector {
             count: 0,
             rows: 0,
             total: Duration::ZERO,
-            digests: HashMap::new(),
+            digests: Map::default(),
             max_same: 0,
             last_at: s.at,
         });
@@ -316,7 +316,7 @@ impl ConnDetector {
             self.reset();
             return;
         }
-        let mut children: HashMap<u64, (Option<u64>, Option<Relation>)> = HashMap::new();
+        let mut children: Map<u64, (Option<u64>, Option<Relation>)> = Map::default();
         let mut order: Vec<&Run> = self.runs.values().collect();
         order.sort_unstable_by_key(|r| r.first_seq);
         // First pass: each N+1 child's immediate parent and relation.
@@ -552,14 +552,14 @@ pub struct Finding {
 
 /// All findings, aggregated by (kind, fingerprint, parent), bounded in number.
 pub struct Findings {
-    entries: HashMap<(bool, u64, u64), Finding>,
+    entries: Map<(bool, u64, u64), Finding>,
     max: usize,
 }
 
 impl Findings {
     pub fn new(max: usize) -> Self {
         Findings {
-            entries: HashMap::new(),
+            entries: Map::default(),
             max: max.max(1),
         }
     }
@@ -633,7 +633,7 @@ mod tests {
         detector: ConnDetector,
         clock: Instant,
         out: Vec<Burst>,
-        shapes: HashMap<u64, Arc<Shape>>,
+        shapes: Map<u64, Arc<Shape>>,
         trace: Option<u64>,
     }
 
@@ -643,7 +643,7 @@ mod tests {
                 detector: ConnDetector::new(5),
                 clock: Instant::now(),
                 out: Vec::new(),
-                shapes: HashMap::new(),
+                shapes: Map::default(),
                 trace: None,
             }
         }

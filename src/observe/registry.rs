@@ -7,7 +7,7 @@
 //! lowest tenth is selected in one O(n) pass and then evicted one at a time as new
 //! fingerprints arrive, so the tracked count stays exactly at `max`.
 
-use std::collections::HashMap;
+use super::Map;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -137,7 +137,7 @@ pub fn histogram_bytes() -> usize {
 
 /// All fingerprints' statistics.
 pub struct Registry {
-    entries: HashMap<u64, Stats>,
+    entries: Map<u64, Stats>,
     max: usize,
     evicted: u64,
     /// Ids chosen for eviction, most valuable last.
@@ -147,7 +147,7 @@ pub struct Registry {
 impl Registry {
     pub fn new(max: usize) -> Self {
         Registry {
-            entries: HashMap::new(),
+            entries: Map::default(),
             max: max.max(1),
             evicted: 0,
             candidates: Vec::new(),

@@ -1,0 +1,192 @@
+//! The per-statement cost of tracking and analysis, the work pgscope does that pgbouncer does
+//! not: the tracker on the relay thread (pairing a pgbench `-S` exchange and building its
+//! `Execution`), and the observer's `Analyzer` (fingerprint, statistics, N+1 detector).
+//!
+//! Run with `cargo bench --bench analysis`. bench/relay.sh measures what these cost in TPS; this
+//! one tells which part of it moved when the code changes.
+
+use std::hint::black_box;
+use std::sync::mpsc;
+use std::time::{Duration, Instant, SystemTime};
+
+use criterion::{criterion_group, criterion_main, Criterion};
+use pgscope::observe::{Analyzer, Registry};
+use pgscope::proxy::tracker::{ClockSource, Tracker};
+use pgscope::proxy::{CommandTag, Execution, ExecutionSink, Protocol, SqlText};
+
+/// A sink that hands each execution to a channel, as the observer's queue does, and a receiver
+/// the benchmark drains so that the cost of dropping the execution (and its text) is counted.
+struct ChannelSink(mpsc::SyncSender<Execution>);
+
+impl ExecutionSink for ChannelSink {
+    fn record(&mut self, e: Execution) {
+        let _ = self.0.try_send(e);
+    }
+}
+
+fn frame(tag: u8, body: &[u8]) -> (u8, Vec<u8>) {
+    (tag, body.to_vec())
+}
+
+/// The server's answer to pgbench's select: RowDescription, one DataRow, CommandComplete,
+/// ReadyForQuery (the tracker sees only the bodies it needs).
+fn select_answer() -> Vec<(u8, Vec<u8>)> {
+    vec![
+        frame(b'T', b""),
+        frame(b'D', b""),
+        frame(b'C', b"SELECT 1\0"),
+        frame(b'Z', b"I"),
+    ]
+}
+
+fn tracker(c: &mut Criterion) {
+    let mut g = c.benchmark_group("tracker");
+    let answer = select_answer();
+    let queries: Vec<Vec<u8>> = (0..1024)
+        .map(|i| {
+            format!(
+                "SELECT abalance FROM pgbench_accounts WHERE aid = {};\0",
+                i * 977
+            )
+            .into_bytes()
+        })
+        .collect();
+
+    g.bench_function("simple_select", |b| {
+        let (tx, rx) = mpsc::sync_channel(1 << 16);
+        let mut t = Tracker::new(1, Box::new(ChannelSink(tx)));
+        let mut clock = ClockSource::new();
+        let mut i = 0;
+        b.iter(|| {
+            t.frontend(b'Q', &queries[i & 1023], clock.now());
+            let now = clock.now(); // the relay reads the clock once per chunk
+            for (tag, body) in &answer {
+                t.backend(*tag, body, now);
+            }
+            i += 1;
+            while let Ok(e) = rx.try_recv() {
+                black_box(e);
+            }
+        });
+    });
+
+    // `-M extended`: Parse (unnamed), Bind, Describe portal, Execute, Sync.
+    let parse = b"\0SELECT abalance FROM pgbench_accounts WHERE aid = $1;\0\0\0".to_vec();
+    let binds: Vec<Vec<u8>> = (0..1024)
+        .map(|i| {
+            let v = (i * 977).to_string();
+            let mut b = b"\0\0\0\0\0\x01".to_vec();
+            b.extend_from_slice(&(v.len() as i32).to_be_bytes());
+            b.extend_from_slice(v.as_bytes());
+            b.extend_from_slice(b"\0\0");
+            b
+        })
+        .collect();
+    let ext_answer = vec![
+        frame(b'1', b""),
+        frame(b'2', b""),
+        frame(b'T', b""),
+        frame(b'D', b""),
+        frame(b'C', b"SELECT 1\0"),
+        frame(b'Z', b"I"),
+    ];
+    g.bench_function("extended_select", |b| {
+        let (tx, rx) = mpsc::sync_channel(1 << 16);
+        let mut t = Tracker::new(1, Box::new(ChannelSink(tx)));
+        let mut clock = ClockSource::new();
+        let mut i = 0;
+        b.iter(|| {
+            let now = clock.now();
+            t.frontend(b'P', &parse, now);
+            t.frontend(b'B', &binds[i & 1023], now);
+            t.frontend(b'D', b"P\0", now);
+            t.frontend(b'E', b"\0\0\0\0\0", now);
+            t.frontend(b'S', b"", now);
+            let now = clock.now();
+            for (tag, body) in &ext_answer {
+                t.backend(*tag, body, now);
+            }
+            i += 1;
+            while let Ok(e) = rx.try_recv() {
+                black_box(e);
+            }
+        });
+    });
+    g.finish();
+}
+
+/// An execution as the relay hands it over, `i` statements (of 150 µs each) after `base`.
+fn execution(
+    sql: &SqlText,
+    protocol: Protocol,
+    connection_id: u64,
+    base: (Instant, SystemTime),
+    i: u64,
+) -> Execution {
+    let since = Duration::from_micros(150 * i);
+    Execution {
+        connection_id,
+        sql: sql.clone(),
+        protocol,
+        named_statement: false,
+        started: base.0 + since,
+        started_at: base.1 + since,
+        duration: Duration::from_micros(120),
+        rows: 1,
+        tag: CommandTag::from_bytes(b"SELECT 1"),
+        error: None,
+        params_digest: 0,
+    }
+}
+
+fn analyzer(c: &mut Criterion) {
+    let mut g = c.benchmark_group("analyzer");
+    let base = (Instant::now(), SystemTime::now());
+    let texts: Vec<SqlText> = (0..1024)
+        .map(|i| {
+            SqlText::new(
+                format!(
+                    "SELECT abalance FROM pgbench_accounts WHERE aid = {};",
+                    i * 977
+                )
+                .into(),
+            )
+        })
+        .collect();
+    g.bench_function("simple_select", |b| {
+        let mut registry = Registry::new(5000);
+        let mut analyzer = Analyzer::new(5);
+        let mut out = Vec::new();
+        let mut i = 0u64;
+        b.iter(|| {
+            let e = execution(
+                &texts[(i & 1023) as usize],
+                Protocol::Simple,
+                i & 7,
+                base,
+                i,
+            );
+            analyzer.execution(&mut registry, e, &mut out);
+            out.clear();
+            i += 1;
+        });
+    });
+    let prepared = SqlText::new("SELECT abalance FROM pgbench_accounts WHERE aid = $1;".into());
+    g.bench_function("extended_select", |b| {
+        let mut registry = Registry::new(5000);
+        let mut analyzer = Analyzer::new(5);
+        let mut out = Vec::new();
+        let mut i = 0u64;
+        b.iter(|| {
+            let mut e = execution(&prepared, Protocol::Extended, i & 7, base, i);
+            e.params_digest = i.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+            analyzer.execution(&mut registry, e, &mut out);
+            out.clear();
+            i += 1;
+        });
+    });
+    g.finish();
+}
+
+criterion_group!(benches, tracker, analyzer);
+criterion_main!(benches);
