@@ -201,6 +201,12 @@ log "pgbench -i -s $SCALE"
 "$PSQL" -h 127.0.0.1 -p "$PG_PORT" -U "$PG_USER" -d "$DB" -XAtq -c 'VACUUM ANALYZE' -c 'CHECKPOINT' >/dev/null
 
 # ---------------------------------------------------------------- proxies ---------------------
+# Each proxy runs in its own session, as PostgreSQL does (pg_ctl starts it in one), the way
+# separate services run in production. With autogroup scheduling (Linux's default for
+# desktop and server kernels alike: /proc/sys/kernel/sched_autogroup_enabled) a session is a
+# scheduling group: a proxy started in this script's session would share pgbench's CPU share,
+# and how it batches its events (and so its CPU per transaction) would depend on pgbench's
+# load more than on its own work. All proxies are started the same way.
 start_pgbouncer() {   # name port -> sets LAST_PID
     local name=$1 port=$2 dir=$WORK/$1
     mkdir -p "$dir"
@@ -225,8 +231,8 @@ log_disconnections = 0
 ignore_startup_parameters = extra_float_digits
 EOF
     chown -R "$PG_USER:" "$dir"
-    # setpriv execs pgbouncer, so $! is pgbouncer's own pid (a shell function would add a subshell)
-    setpriv --reuid="$PG_USER" --regid="$PG_USER" --init-groups \
+    # setsid and setpriv exec, so $! is pgbouncer's own pid (a shell function would add a subshell)
+    setsid setpriv --reuid="$PG_USER" --regid="$PG_USER" --init-groups \
         "$PGBOUNCER" "$dir/pgbouncer.ini" </dev/null >>"$WORK/$name.log" 2>&1 &
     LAST_PID=$!
     PIDS+=("$LAST_PID")
@@ -257,7 +263,7 @@ if [[ $SCOPE_ON == 1 ]]; then
         fi
         # shellcheck disable=SC2206  # PGSCOPE_ARGS is split on white space on purpose
         user_args=($PGSCOPE_ARGS)
-        env -u PGSCOPE_BIN -u PGSCOPE_ARGS -u PGSCOPE_SKIP \
+        setsid env -u PGSCOPE_BIN -u PGSCOPE_ARGS -u PGSCOPE_SKIP \
             "$WORK/pgscope" --listen "127.0.0.1:$SCOPE_PORT" --upstream "127.0.0.1:$PG_PORT" \
             "${extra[@]}" "${user_args[@]}" </dev/null >"$WORK/pgscope.log" 2>&1 &
         SCOPE_PID=$!
@@ -268,7 +274,7 @@ if [[ $SCOPE_ON == 1 ]]; then
         OFF_HTTP_PORT=$(free_port)
         off_extra=()
         [[ ${#extra[@]} -gt 0 ]] && off_extra=(--http-listen "127.0.0.1:$OFF_HTTP_PORT")
-        env -u PGSCOPE_BIN -u PGSCOPE_ARGS -u PGSCOPE_SKIP \
+        setsid env -u PGSCOPE_BIN -u PGSCOPE_ARGS -u PGSCOPE_SKIP \
             "$WORK/pgscope" --listen "127.0.0.1:$OFF_PORT" --upstream "127.0.0.1:$PG_PORT" \
             "${off_extra[@]}" "${user_args[@]}" --analysis off </dev/null >"$WORK/pgscope-off.log" 2>&1 &
         OFF_PID=$!
