@@ -463,19 +463,6 @@ struct Pump {
     malformed: Option<&'static str>,
     /// The size of the frame at `start` that the tracker waits to see whole (0: none).
     need: usize,
-    /// The frames of the last walk that the tracker has yet to see, and when they were read.
-    /// The tracker is shown them after they are forwarded, so that its work is not on the
-    /// path of the bytes (their bodies stay in `buf` until the next read).
-    seen: Vec<Seen>,
-    seen_at: Option<tracker::Clock>,
-}
-
-/// A frame the tracker must see: its tag and the range of its body in the pump's buffer
-/// (empty when the tracker needs only the tag).
-#[derive(Clone, Copy)]
-struct Seen {
-    tag: u8,
-    body: (usize, usize),
 }
 
 impl Pump {
@@ -490,8 +477,6 @@ impl Pump {
             walk: Walk::default(),
             malformed: None,
             need: 0,
-            seen: Vec::new(),
-            seen_at: None,
         }
     }
 
@@ -512,11 +497,26 @@ impl Pump {
     ) -> Result<bool, End> {
         let mut reads = 0;
         loop {
-            let flushed = self.flush(dst);
-            // The bytes are on their way (or the destination is full): now the tracker.
-            self.track(tracker);
-            if !flushed? {
-                return Ok(false);
+            while self.ready > 0 {
+                if !dst.writable {
+                    return Ok(false);
+                }
+                match dst
+                    .sock
+                    .write(&self.buf[self.start..self.start + self.ready])
+                {
+                    Ok(0) => return Err(End::Io(self.dir, io::ErrorKind::WriteZero.into())),
+                    Ok(n) => {
+                        self.start += n;
+                        self.ready -= n;
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                        dst.writable = false;
+                        return Ok(false);
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    Err(e) => return Err(End::Io(self.dir, e)),
+                }
             }
             if let Some(why) = self.malformed {
                 return Err(End::Malformed(self.dir, why));
@@ -537,16 +537,14 @@ impl Pump {
                         src.readable = false;
                     }
                     self.end += n;
+                    let now = clock.now();
                     let walked = self.walk.walk(
                         self.dir,
-                        &self.buf[..self.end],
-                        self.start,
-                        &mut self.seen,
+                        &self.buf[self.start..self.end],
+                        tracker,
+                        now,
                         max_frame,
                     );
-                    if !self.seen.is_empty() {
-                        self.seen_at = Some(clock.now());
-                    }
                     self.ready = walked.ready;
                     self.malformed = walked.malformed;
                     self.need = walked.need;
@@ -557,48 +555,6 @@ impl Pump {
                 }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => return Err(End::Io(self.dir, e)),
-            }
-        }
-    }
-
-    /// Write the walked bytes to `dst`: `Ok(true)` when all are written, `Ok(false)` when it
-    /// would block.
-    fn flush(&mut self, dst: &mut Side) -> Result<bool, End> {
-        while self.ready > 0 {
-            if !dst.writable {
-                return Ok(false);
-            }
-            match dst
-                .sock
-                .write(&self.buf[self.start..self.start + self.ready])
-            {
-                Ok(0) => return Err(End::Io(self.dir, io::ErrorKind::WriteZero.into())),
-                Ok(n) => {
-                    self.start += n;
-                    self.ready -= n;
-                }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    dst.writable = false;
-                    return Ok(false);
-                }
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(End::Io(self.dir, e)),
-            }
-        }
-        Ok(true)
-    }
-
-    /// Show the tracker the frames of the last walk. Their bytes are still in `buf`: it is
-    /// only compacted or refilled by a read, and a read comes after this.
-    fn track(&mut self, tracker: &mut Tracker) {
-        let Some(now) = self.seen_at.take() else {
-            return;
-        };
-        for f in self.seen.drain(..) {
-            let body = &self.buf[f.body.0..f.body.1];
-            match self.dir {
-                Direction::Frontend => tracker.frontend(f.tag, body, now),
-                Direction::Backend => tracker.backend(f.tag, body, now),
             }
         }
     }
@@ -657,16 +613,16 @@ struct Walk {
 }
 
 impl Walk {
-    /// Walk the frames of `buf` from `from`, noting in `seen` those the tracker pairs on.
+    /// Walk the frames at the start of `buf`, showing the tracker those it pairs on.
     fn walk(
         &mut self,
         dir: Direction,
         buf: &[u8],
-        from: usize,
-        seen: &mut Vec<Seen>,
+        tracker: &mut Tracker,
+        now: tracker::Clock,
         max_frame: usize,
     ) -> Walked {
-        let mut pos = from;
+        let mut pos = 0;
         let len = buf.len();
         while pos < len {
             if self.streaming > 0 {
@@ -680,14 +636,14 @@ impl Walk {
             };
             if h.len < 4 {
                 return Walked {
-                    ready: pos - from,
+                    ready: pos,
                     malformed: Some("invalid message length"),
                     need: 0,
                 };
             }
             if h.frame_len() > max_frame {
                 return Walked {
-                    ready: pos - from,
+                    ready: pos,
                     malformed: Some("message too large"),
                     need: 0,
                 };
@@ -706,29 +662,30 @@ impl Walk {
                 let frame = h.frame_len();
                 if len - pos < frame {
                     return Walked {
-                        ready: pos - from,
+                        ready: pos,
                         malformed: None,
                         need: frame,
                     };
                 }
-                seen.push(Seen {
-                    tag: h.tag,
-                    body: (pos + 5, pos + frame),
-                });
+                let body = &buf[pos + 5..pos + frame];
+                match dir {
+                    Direction::Frontend => tracker.frontend(h.tag, body, now),
+                    Direction::Backend => tracker.backend(h.tag, body, now),
+                }
                 pos += frame;
             } else {
                 if tracked {
-                    seen.push(Seen {
-                        tag: h.tag,
-                        body: (0, 0),
-                    });
+                    match dir {
+                        Direction::Frontend => tracker.frontend(h.tag, &[], now),
+                        Direction::Backend => tracker.backend(h.tag, &[], now),
+                    }
                 }
                 pos += 5;
                 self.streaming = h.body_len();
             }
         }
         Walked {
-            ready: pos - from,
+            ready: pos,
             malformed: None,
             need: 0,
         }
