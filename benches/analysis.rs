@@ -9,9 +9,9 @@ use std::hint::black_box;
 use std::sync::mpsc;
 use std::time::{Duration, Instant, SystemTime};
 
-use criterion::{criterion_group, criterion_main, Criterion};
+use criterion::{criterion_group, criterion_main, Bencher, Criterion};
 use pgscope::observe::{Analyzer, Registry};
-use pgscope::proxy::tracker::{ClockSource, Tracker};
+use pgscope::proxy::tracker::{Clock, ClockSource, Tracker};
 use pgscope::proxy::{CommandTag, Execution, ExecutionSink, Protocol, SqlText};
 
 /// A sink that hands each execution to a channel, as the observer's queue does, and a receiver
@@ -39,6 +39,30 @@ fn select_answer() -> Vec<(u8, Vec<u8>)> {
     ]
 }
 
+/// One request (`request` feeds the i-th one's frames to the tracker) and its `answer` per
+/// iteration, the clock read once per chunk as the relay does; the executions are drained.
+fn exchange(
+    b: &mut Bencher,
+    answer: &[(u8, Vec<u8>)],
+    mut request: impl FnMut(&mut Tracker, usize, Clock),
+) {
+    let (tx, rx) = mpsc::sync_channel(1 << 16);
+    let mut t = Tracker::new(1, Box::new(ChannelSink(tx)));
+    let mut clock = ClockSource::new();
+    let mut i = 0;
+    b.iter(|| {
+        request(&mut t, i, clock.now());
+        let now = clock.now();
+        for (tag, body) in answer {
+            t.backend(*tag, body, now);
+        }
+        i += 1;
+        while let Ok(e) = rx.try_recv() {
+            black_box(e);
+        }
+    });
+}
+
 fn tracker(c: &mut Criterion) {
     let mut g = c.benchmark_group("tracker");
     let answer = select_answer();
@@ -53,21 +77,9 @@ fn tracker(c: &mut Criterion) {
         .collect();
 
     g.bench_function("simple_select", |b| {
-        let (tx, rx) = mpsc::sync_channel(1 << 16);
-        let mut t = Tracker::new(1, Box::new(ChannelSink(tx)));
-        let mut clock = ClockSource::new();
-        let mut i = 0;
-        b.iter(|| {
-            t.frontend(b'Q', &queries[i & 1023], clock.now());
-            let now = clock.now(); // the relay reads the clock once per chunk
-            for (tag, body) in &answer {
-                t.backend(*tag, body, now);
-            }
-            i += 1;
-            while let Ok(e) = rx.try_recv() {
-                black_box(e);
-            }
-        });
+        exchange(b, &answer, |t, i, now| {
+            t.frontend(b'Q', &queries[i & 1023], now)
+        })
     });
 
     // `-M extended`: Parse (unnamed), Bind, Describe portal, Execute, Sync.
@@ -91,26 +103,13 @@ fn tracker(c: &mut Criterion) {
         frame(b'Z', b"I"),
     ];
     g.bench_function("extended_select", |b| {
-        let (tx, rx) = mpsc::sync_channel(1 << 16);
-        let mut t = Tracker::new(1, Box::new(ChannelSink(tx)));
-        let mut clock = ClockSource::new();
-        let mut i = 0;
-        b.iter(|| {
-            let now = clock.now();
+        exchange(b, &ext_answer, |t, i, now| {
             t.frontend(b'P', &parse, now);
             t.frontend(b'B', &binds[i & 1023], now);
             t.frontend(b'D', b"P\0", now);
             t.frontend(b'E', b"\0\0\0\0\0", now);
             t.frontend(b'S', b"", now);
-            let now = clock.now();
-            for (tag, body) in &ext_answer {
-                t.backend(*tag, body, now);
-            }
-            i += 1;
-            while let Ok(e) = rx.try_recv() {
-                black_box(e);
-            }
-        });
+        })
     });
     g.finish();
 }
