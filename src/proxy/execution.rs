@@ -84,10 +84,13 @@ impl CommandTag {
     /// A tag from the bytes of a CommandComplete body (without the terminating NUL).
     pub fn from_bytes(raw: &[u8]) -> Self {
         let mut tag = CommandTag::default();
-        // Cut at a char boundary so `as_str` never fails.
+        // Cut at a char boundary so `as_str` never fails. Tags are ASCII: only a foreign
+        // byte sends the cut through UTF-8 validation.
         let mut n = raw.len().min(tag.bytes.len());
-        while n > 0 && std::str::from_utf8(&raw[..n]).is_err() {
-            n -= 1;
+        if !raw[..n].is_ascii() {
+            while n > 0 && std::str::from_utf8(&raw[..n]).is_err() {
+                n -= 1;
+            }
         }
         tag.bytes[..n].copy_from_slice(&raw[..n]);
         tag.len = n as u8;
@@ -105,14 +108,28 @@ impl CommandTag {
             .trim_end_matches(|c: char| c.is_ascii_digit() || c == ' ')
     }
 
+    /// The tag's bytes.
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.bytes[..self.len as usize]
+    }
+
+    /// Is the tag exactly `tag`?
+    pub fn is(&self, tag: &[u8]) -> bool {
+        self.as_bytes() == tag
+    }
+
     /// The row count the tag carries (its last number), if it has one.
     pub fn rows(&self) -> Option<u64> {
-        let s = self.as_str();
-        let last = s.rsplit(' ').next()?;
-        if s.len() == last.len() {
-            return None; // a tag of one word has no count
+        // On the bytes: this runs once per statement on the relay thread.
+        let s = self.as_bytes();
+        let space = memchr::memrchr(b' ', s)?; // a tag of one word has no count
+        let digits = &s[space + 1..];
+        if digits.is_empty() || !digits.iter().all(u8::is_ascii_digit) {
+            return None;
         }
-        last.parse().ok()
+        digits.iter().try_fold(0u64, |n, &d| {
+            n.checked_mul(10)?.checked_add(u64::from(d - b'0'))
+        })
     }
 
     pub fn is_empty(&self) -> bool {
@@ -243,8 +260,24 @@ mod tests {
         assert_eq!(t.command(), "CREATE TABLE");
         assert_eq!(CommandTag::from_bytes(b"SELECT 3").rows(), Some(3));
         assert_eq!(CommandTag::from_bytes(b"BEGIN").rows(), None);
+        assert_eq!(
+            CommandTag::from_bytes(b"COPY 18446744073709551615").rows(),
+            Some(u64::MAX)
+        );
+        assert_eq!(
+            CommandTag::from_bytes(b"COPY 18446744073709551616").rows(),
+            None
+        );
+        assert_eq!(CommandTag::from_bytes(b"FETCH 1x").rows(), None);
+        assert_eq!(CommandTag::from_bytes(b"SELECT ").rows(), None);
         let long = CommandTag::from_bytes(&[b'a'; 100]);
         assert_eq!(long.as_str().len(), 47);
+        assert!(CommandTag::from_bytes(b"EMPTY").is(b"EMPTY"));
+        assert!(!CommandTag::from_bytes(b"EMPTY 1").is(b"EMPTY"));
+        // A multi-byte character is never cut in half.
+        let mut raw = vec![b'a'; 46];
+        raw.extend_from_slice("é".as_bytes());
+        assert_eq!(CommandTag::from_bytes(&raw).as_str(), "a".repeat(46));
     }
 
     #[test]

@@ -122,6 +122,7 @@ pub fn backend_needs_body(tag: u8) -> bool {
 const FUNCTION_CALL_SQL: &str = "fastpath function call";
 
 /// A statement on its way: everything an [`Execution`] needs but the completion.
+#[derive(Clone)]
 struct Running {
     sql: SqlText,
     protocol: Protocol,
@@ -135,7 +136,7 @@ impl Running {
     /// The execution, failed at `now` with `code`: no tag; its rows are those the client
     /// received before the error.
     fn fail(
-        &self,
+        self,
         connection_id: u64,
         now: Clock,
         code: SqlState,
@@ -154,7 +155,7 @@ impl Running {
     /// other, so a statement cannot have started before the previous one completed
     /// (`last_done`), however early its request was forwarded; it starts at the later of the two.
     fn finish(
-        &self,
+        self,
         connection_id: u64,
         now: Clock,
         tag: CommandTag,
@@ -171,7 +172,7 @@ impl Running {
         *last_done = Some(now.instant);
         Execution {
             connection_id,
-            sql: self.sql.clone(),
+            sql: self.sql,
             protocol: self.protocol,
             named_statement: self.named_statement,
             started: started.instant,
@@ -185,9 +186,9 @@ impl Running {
     }
 }
 
-/// A simple Query: its text, and how far through its statements the server has got.
+/// A simple Query: how far through its statements the server has got. The current statement's
+/// text is part of the whole Query's shared text.
 struct SimpleQuery {
-    text: Arc<str>,
     /// Where the next statement's search starts.
     next: usize,
     current: Running,
@@ -215,6 +216,10 @@ enum Pending {
         name: Box<[u8]>,
         sql: Option<Statement>,
         previous: Option<Statement>,
+    },
+    /// A Parse of the text the name already has.
+    Reparse {
+        name: Box<[u8]>,
     },
     Bind(Option<Portal>),
     Describe,
@@ -333,22 +338,22 @@ impl Tracker {
             Err(_) => Arc::from(String::from_utf8_lossy(raw).as_ref()),
         };
         self.note_deallocate(&text);
-        let current = Running {
-            sql: SqlText::new(text.clone()),
-            protocol: Protocol::Simple,
-            named_statement: false,
-            started: now,
-            rows: 0,
-            params_digest: 0,
+        let (sql, next) = match split::next_statement(text.as_bytes(), 0) {
+            Some((range, next)) => (SqlText::slice(text, range), next),
+            None => (SqlText::new(text), 0),
         };
-        let mut q = SimpleQuery {
-            text,
-            next: 0,
-            current,
+        self.push(Pending::Query(SimpleQuery {
+            next,
+            current: Running {
+                sql,
+                protocol: Protocol::Simple,
+                named_statement: false,
+                started: now,
+                rows: 0,
+                params_digest: 0,
+            },
             failed: false,
-        };
-        advance_statement(&mut q);
-        self.push(Pending::Query(q));
+        }));
     }
 
     /// SQL-level `PREPARE` creates prepared statements that a Bind may name, and
@@ -403,20 +408,24 @@ impl Tracker {
             });
             return;
         };
-        let previous = if name.is_empty() {
-            self.unnamed_statement.clone()
+        let current = if name.is_empty() {
+            self.unnamed_statement.as_ref()
         } else {
-            self.statements.get(name).cloned()
+            self.statements.get(name)
         };
         // Drivers that use the unnamed statement send the same Parse for every execution:
-        // reuse the text we have instead of decoding it again.
-        let sql = match &previous {
-            Some(p) if p.sql.as_bytes() == query => Some(p.clone()),
-            _ => self.decode_parse(body).map(|text| Statement {
-                sql: Arc::from(text),
-                named: !name.is_empty(),
-            }),
-        };
+        // the statement stays what it is, with nothing to decode, copy or restore.
+        if current.is_some_and(|c| c.sql.as_bytes() == query) {
+            self.push(Pending::Reparse {
+                name: Box::from(name),
+            });
+            return;
+        }
+        let previous = current.cloned();
+        let sql = self.decode_parse(body).map(|text| Statement {
+            sql: Arc::from(text),
+            named: !name.is_empty(),
+        });
         match (&sql, name.is_empty()) {
             (Some(s), true) => self.unnamed_statement = Some(s.clone()),
             (Some(s), false) => match self.statements.get_mut(name) {
@@ -527,7 +536,7 @@ impl Tracker {
             b'I' => self.complete(CommandTag::from_bytes(b"EMPTY"), now),
             b's' => self.complete(CommandTag::from_bytes(b"SUSPENDED"), now),
             b'1' => {
-                self.pop_expected(|p| matches!(p, Pending::Parse { .. }));
+                self.pop_expected(|p| matches!(p, Pending::Parse { .. } | Pending::Reparse { .. }));
             }
             b'2' => {
                 self.pop_expected(|p| matches!(p, Pending::Bind(_)));
@@ -547,7 +556,7 @@ impl Tracker {
             }
             b'V' => {
                 if let Some(Pending::FunctionCall(r)) = self.queue.front() {
-                    let e = r.finish(
+                    let e = r.clone().finish(
                         self.connection_id,
                         now,
                         CommandTag::from_bytes(b"FUNCTION CALL"),
@@ -609,18 +618,24 @@ impl Tracker {
         let id = self.connection_id;
         match self.queue.front_mut() {
             Some(Pending::Query(q)) => {
-                let e = q.current.finish(id, now, tag, None, &mut self.last_done);
-                if tag.as_str() != "EMPTY" {
+                // The next statement starts now; the finished one's text moves into its
+                // execution.
+                let next = Running {
+                    sql: next_statement(q),
+                    started: now,
+                    rows: 0,
+                    ..q.current
+                };
+                let done = std::mem::replace(&mut q.current, next);
+                let e = done.finish(id, now, tag, None, &mut self.last_done);
+                if !tag.is(b"EMPTY") {
                     record(&mut self.sink, &mut self.held, e, false);
                 }
-                q.current.started = now;
-                q.current.rows = 0;
-                advance_statement(q);
             }
             Some(Pending::Execute(_)) => {
                 if let Some(Pending::Execute(Some(r))) = self.queue.pop_front() {
                     let e = r.finish(id, now, tag, None, &mut self.last_done);
-                    if tag.as_str() != "EMPTY" {
+                    if !tag.is(b"EMPTY") {
                         record(&mut self.sink, &mut self.held, e, true);
                     }
                 }
@@ -663,13 +678,13 @@ impl Tracker {
             Some(Pending::Query(q)) => {
                 if !q.failed {
                     q.failed = true;
-                    let e = q.current.fail(id, now, code, &mut self.last_done);
+                    let e = q.current.clone().fail(id, now, code, &mut self.last_done);
                     record(&mut self.sink, &mut self.held, e, false);
                 }
                 return; // ReadyForQuery ends it
             }
             Some(Pending::FunctionCall(r)) => {
-                let e = r.fail(id, now, code, &mut self.last_done);
+                let e = r.clone().fail(id, now, code, &mut self.last_done);
                 record(&mut self.sink, &mut self.held, e, false);
                 return;
             }
@@ -698,6 +713,18 @@ impl Tracker {
                     (false, None) => {
                         self.statements.remove(&name);
                     }
+                }
+            }
+            Some(Pending::Reparse { name }) => {
+                // (A named statement cannot be parsed again while it exists: 42P05.)
+                let current = if name.is_empty() {
+                    self.unnamed_statement.as_ref()
+                } else {
+                    self.statements.get(&name)
+                };
+                if let Some(s) = current {
+                    let e = failed_before_execution(id, s, now, code);
+                    record(&mut self.sink, &mut self.held, e, false);
                 }
             }
             Some(Pending::Bind(Some(p))) => {
@@ -749,15 +776,16 @@ fn failed_before_execution(id: u64, s: &Statement, now: Clock, code: SqlState) -
     .fail(id, now, code, &mut None)
 }
 
-/// Point `q.current.sql` at the next statement of a simple Query. When the splitter finds no
-/// more statements but the server reports more, the whole text is used.
-fn advance_statement(q: &mut SimpleQuery) {
-    match split::next_statement(q.text.as_bytes(), q.next) {
+/// The text of the next statement of a simple Query. When the splitter finds no more
+/// statements but the server reports more, the whole text is used.
+fn next_statement(q: &mut SimpleQuery) -> SqlText {
+    let text = q.current.sql.shared();
+    match split::next_statement(text.as_bytes(), q.next) {
         Some((range, next)) => {
-            q.current.sql = SqlText::slice(q.text.clone(), range);
             q.next = next;
+            SqlText::slice(text.clone(), range)
         }
-        None => q.current.sql = SqlText::new(q.text.clone()),
+        None => SqlText::new(text.clone()),
     }
 }
 
@@ -1117,6 +1145,40 @@ mod tests {
         assert_eq!(
             h.seen(),
             [failed("SELECT 2", "42P05"), ok("SELECT 1", 1, "SELECT 1")]
+        );
+        h.assert_settled();
+    }
+
+    #[test]
+    fn parse_of_the_same_text_again() {
+        let mut h = Harness::new();
+        // The unnamed statement parsed again with its own text (what drivers do per query),
+        // then a named one that already exists: the server refuses it, the name keeps its
+        // statement.
+        h.parse("", "SELECT 1").sync();
+        h.be(b'1', &[]).ready(b'I');
+        h.parse("", "SELECT 1")
+            .bind("", "", &[])
+            .execute("", 0)
+            .sync();
+        h.be(b'1', &[])
+            .be(b'2', &[])
+            .rows(1)
+            .complete("SELECT 1")
+            .ready(b'I');
+        h.parse("s", "SELECT 2").sync();
+        h.be(b'1', &[]).ready(b'I');
+        h.parse("s", "SELECT 2").sync();
+        h.error("42P05").ready(b'I');
+        h.bind("", "s", &[]).execute("", 0).sync();
+        h.be(b'2', &[]).rows(1).complete("SELECT 1").ready(b'I');
+        assert_eq!(
+            h.seen(),
+            [
+                ok("SELECT 1", 1, "SELECT 1"),
+                failed("SELECT 2", "42P05"),
+                ok("SELECT 2", 1, "SELECT 1")
+            ]
         );
         h.assert_settled();
     }
