@@ -16,6 +16,7 @@ pub mod django;
 pub mod nplusone;
 pub mod registry;
 
+use std::collections::hash_map::Entry;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{self, Receiver, SyncSender, TryRecvError, TrySendError};
@@ -310,20 +311,26 @@ impl Analyzer {
         if e.error.is_some() {
             return; // a failed statement is not part of a loop over rows
         }
-        if !self.detectors.contains_key(&e.connection_id) && self.detectors.len() >= MAX_CONNECTIONS
-        {
-            // Lost Closed events (queue full) must not leak detectors: finish an arbitrary one.
-            if let Some(&old) = self.detectors.keys().next() {
-                if let Some(mut d) = self.detectors.remove(&old) {
-                    d.close(out);
-                }
-            }
-        }
         let threshold = self.threshold;
-        let detector = self
-            .detectors
-            .entry(e.connection_id)
-            .or_insert_with(|| ConnDetector::new(threshold));
+        let detectors_len = self.detectors.len();
+        let detector = match self.detectors.entry(e.connection_id) {
+            Entry::Occupied(d) => d.into_mut(),
+            Entry::Vacant(slot) if detectors_len < MAX_CONNECTIONS => {
+                slot.insert(ConnDetector::new(threshold))
+            }
+            Entry::Vacant(_) => {
+                // Lost Closed events (queue full) must not leak detectors: finish an
+                // arbitrary one to make room.
+                if let Some(&old) = self.detectors.keys().next() {
+                    if let Some(mut d) = self.detectors.remove(&old) {
+                        d.close(out);
+                    }
+                }
+                self.detectors
+                    .entry(e.connection_id)
+                    .or_insert_with(|| ConnDetector::new(threshold))
+            }
+        };
         detector.statement(
             nplusone::Statement {
                 fingerprint: fp.id,

@@ -280,11 +280,20 @@ impl ConnDetector {
         run.rows += s.rows;
         run.total += s.duration;
         run.last_at = s.at;
-        if run.digests.len() < MAX_DIGESTS || run.digests.contains_key(&s.digest) {
-            let n = run.digests.entry(s.digest).or_insert(0);
-            *n += 1;
-            run.max_same = run.max_same.max(*n);
-        }
+        // One lookup: a known digest is counted; a new one only while there is room.
+        let room = run.digests.len() < MAX_DIGESTS;
+        let same = match run.digests.get_mut(&s.digest) {
+            Some(n) => {
+                *n += 1;
+                *n
+            }
+            None if room => {
+                run.digests.insert(s.digest, 1);
+                1
+            }
+            None => 0,
+        };
+        run.max_same = run.max_same.max(same);
         if s.rows >= self.threshold {
             if self.parents.len() >= MAX_PARENTS {
                 self.parents.remove(0);
