@@ -184,6 +184,45 @@ fn analyzer(c: &mut Criterion) {
             i += 1;
         });
     });
+
+    // pgbench's TPC-B-like transaction: seven simple statements, the transaction status going
+    // to `T` and back to `I` (which ends the connection's request).
+    let transactions: Vec<Vec<SqlText>> = (0..256u64)
+        .map(|i| {
+            let (aid, tid, bid, delta) = (i * 977 % 100_000 + 1, i % 10 + 1, 1, i as i64 - 128);
+            [
+                "BEGIN;".to_string(),
+                format!("UPDATE pgbench_accounts SET abalance = abalance + {delta} WHERE aid = {aid};"),
+                format!("SELECT abalance FROM pgbench_accounts WHERE aid = {aid};"),
+                format!("UPDATE pgbench_tellers SET tbalance = tbalance + {delta} WHERE tid = {tid};"),
+                format!("UPDATE pgbench_branches SET bbalance = bbalance + {delta} WHERE bid = {bid};"),
+                format!("INSERT INTO pgbench_history (tid, bid, aid, delta, mtime) VALUES ({tid}, {bid}, {aid}, {delta}, CURRENT_TIMESTAMP);"),
+                "END;".to_string(),
+            ]
+            .into_iter()
+            .map(|t| SqlText::new(t.into()))
+            .collect()
+        })
+        .collect();
+    g.bench_function("tpcb_transaction", |b| {
+        let mut registry = Registry::new(5000);
+        let mut analyzer = Analyzer::new(5);
+        let mut out = Vec::new();
+        let mut i = 0u64;
+        b.iter(|| {
+            let conn = i & 7;
+            for (k, sql) in transactions[(i & 255) as usize].iter().enumerate() {
+                let e = execution(sql, Protocol::Simple, conn, base, i * 8 + k as u64);
+                analyzer.execution(&mut registry, e, &mut out);
+                if k == 0 {
+                    analyzer.ready_for_query(conn, b'T', &mut out);
+                }
+            }
+            analyzer.ready_for_query(conn, b'I', &mut out);
+            out.clear();
+            i += 1;
+        });
+    });
     g.finish();
 }
 

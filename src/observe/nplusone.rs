@@ -202,10 +202,48 @@ struct Run {
     count: u64,
     rows: u64,
     total: Duration,
-    digests: Map<u64, u32>,
+    digests: Digests,
     /// Most executions with one digest.
     max_same: u32,
     last_at: SystemTime,
+}
+
+/// How often each parameter digest ran, for up to [`MAX_DIGESTS`] distinct digests. Most
+/// fingerprints run once per request: the first digest is kept inline, and a map is allocated
+/// only when a second one shows up.
+#[derive(Default)]
+struct Digests {
+    first: Option<(u64, u32)>,
+    more: Map<u64, u32>,
+}
+
+impl Digests {
+    /// Count one run of `digest`; how often it has run so far (0 once the table is full and
+    /// `digest` is not in it).
+    fn count(&mut self, digest: u64) -> u32 {
+        let (first, n) = self.first.get_or_insert((digest, 0));
+        if *first == digest {
+            *n += 1;
+            return *n;
+        }
+        let room = self.distinct() < MAX_DIGESTS;
+        match self.more.get_mut(&digest) {
+            Some(n) => {
+                *n += 1;
+                *n
+            }
+            None if room => {
+                self.more.insert(digest, 1);
+                1
+            }
+            None => 0,
+        }
+    }
+
+    /// Distinct digests counted.
+    fn distinct(&self) -> usize {
+        usize::from(self.first.is_some()) + self.more.len()
+    }
 }
 
 struct ParentCandidate {
@@ -272,7 +310,7 @@ impl ConnDetector {
             count: 0,
             rows: 0,
             total: Duration::ZERO,
-            digests: Map::default(),
+            digests: Digests::default(),
             max_same: 0,
             last_at: s.at,
         });
@@ -280,20 +318,7 @@ impl ConnDetector {
         run.rows += s.rows;
         run.total += s.duration;
         run.last_at = s.at;
-        // One lookup: a known digest is counted; a new one only while there is room.
-        let room = run.digests.len() < MAX_DIGESTS;
-        let same = match run.digests.get_mut(&s.digest) {
-            Some(n) => {
-                *n += 1;
-                *n
-            }
-            None if room => {
-                run.digests.insert(s.digest, 1);
-                1
-            }
-            None => 0,
-        };
-        run.max_same = run.max_same.max(same);
+        run.max_same = run.max_same.max(run.digests.count(s.digest));
         if s.rows >= self.threshold {
             if self.parents.len() >= MAX_PARENTS {
                 self.parents.remove(0);
@@ -321,7 +346,11 @@ impl ConnDetector {
 
     /// Evaluate the current request and start a new one.
     pub fn finish(&mut self, out: &mut Vec<Burst>) {
-        if self.runs.is_empty() {
+        // Most requests hold neither a loop nor a repeat: nothing to evaluate.
+        let threshold = self.threshold;
+        let candidate =
+            |r: &Run| (r.count >= threshold && r.digests.distinct() >= 2) || r.max_same >= 3;
+        if !self.runs.values().any(candidate) {
             self.reset();
             return;
         }
@@ -330,7 +359,7 @@ impl ConnDetector {
         order.sort_unstable_by_key(|r| r.first_seq);
         // First pass: each N+1 child's immediate parent and relation.
         for run in &order {
-            if run.count >= self.threshold && run.digests.len() >= 2 {
+            if run.count >= self.threshold && run.digests.distinct() >= 2 {
                 if let Some(found) = self.parent_of(run) {
                     children.insert(run.fingerprint, found);
                 }
@@ -731,6 +760,24 @@ mod tests {
             Some(field.into()),
             size,
         )
+    }
+
+    #[test]
+    fn digests_count_each_value_up_to_the_bound() {
+        let mut d = Digests::default();
+        assert_eq!(d.distinct(), 0);
+        assert_eq!(
+            (d.count(7), d.count(7), d.count(8), d.count(7)),
+            (1, 2, 1, 3)
+        );
+        assert_eq!((d.distinct(), d.count(8)), (2, 2));
+        for v in 100..100 + MAX_DIGESTS as u64 {
+            d.count(v);
+        }
+        assert_eq!(d.distinct(), MAX_DIGESTS);
+        // Full: a new value is not counted, known ones still are.
+        assert_eq!((d.count(1), d.count(7), d.count(8)), (0, 4, 3));
+        assert_eq!(d.distinct(), MAX_DIGESTS);
     }
 
     #[test]
