@@ -10,7 +10,7 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant, SystemTime};
 
 use criterion::{criterion_group, criterion_main, Bencher, Criterion};
-use pgscope::observe::{Analyzer, Registry};
+use pgscope::observe::{Analyzer, Burst, Registry};
 use pgscope::proxy::tracker::{Clock, ClockSource, Tracker};
 use pgscope::proxy::{CommandTag, Execution, ExecutionSink, Protocol, SqlText};
 
@@ -138,6 +138,23 @@ fn execution(
     }
 }
 
+/// Iteration `i` of `step` per benchmark iteration, with one analyzer and registry throughout
+/// (the findings are dropped).
+fn analyze(
+    b: &mut Bencher,
+    mut step: impl FnMut(&mut Analyzer, &mut Registry, u64, &mut Vec<Burst>),
+) {
+    let mut registry = Registry::new(5000);
+    let mut analyzer = Analyzer::new(5);
+    let mut out = Vec::new();
+    let mut i = 0u64;
+    b.iter(|| {
+        step(&mut analyzer, &mut registry, i, &mut out);
+        out.clear();
+        i += 1;
+    });
+}
+
 fn analyzer(c: &mut Criterion) {
     let mut g = c.benchmark_group("analyzer");
     let base = (Instant::now(), SystemTime::now());
@@ -153,11 +170,7 @@ fn analyzer(c: &mut Criterion) {
         })
         .collect();
     g.bench_function("simple_select", |b| {
-        let mut registry = Registry::new(5000);
-        let mut analyzer = Analyzer::new(5);
-        let mut out = Vec::new();
-        let mut i = 0u64;
-        b.iter(|| {
+        analyze(b, |a, registry, i, out| {
             let e = execution(
                 &texts[(i & 1023) as usize],
                 Protocol::Simple,
@@ -165,24 +178,16 @@ fn analyzer(c: &mut Criterion) {
                 base,
                 i,
             );
-            analyzer.execution(&mut registry, e, &mut out);
-            out.clear();
-            i += 1;
-        });
+            a.execution(registry, e, out);
+        })
     });
     let prepared = SqlText::new("SELECT abalance FROM pgbench_accounts WHERE aid = $1;".into());
     g.bench_function("extended_select", |b| {
-        let mut registry = Registry::new(5000);
-        let mut analyzer = Analyzer::new(5);
-        let mut out = Vec::new();
-        let mut i = 0u64;
-        b.iter(|| {
+        analyze(b, |a, registry, i, out| {
             let mut e = execution(&prepared, Protocol::Extended, i & 7, base, i);
             e.params_digest = i.wrapping_mul(0x9E37_79B9_7F4A_7C15);
-            analyzer.execution(&mut registry, e, &mut out);
-            out.clear();
-            i += 1;
-        });
+            a.execution(registry, e, out);
+        })
     });
 
     // pgbench's TPC-B-like transaction: seven simple statements, the transaction status going
@@ -205,23 +210,17 @@ fn analyzer(c: &mut Criterion) {
         })
         .collect();
     g.bench_function("tpcb_transaction", |b| {
-        let mut registry = Registry::new(5000);
-        let mut analyzer = Analyzer::new(5);
-        let mut out = Vec::new();
-        let mut i = 0u64;
-        b.iter(|| {
+        analyze(b, |a, registry, i, out| {
             let conn = i & 7;
             for (k, sql) in transactions[(i & 255) as usize].iter().enumerate() {
                 let e = execution(sql, Protocol::Simple, conn, base, i * 8 + k as u64);
-                analyzer.execution(&mut registry, e, &mut out);
+                a.execution(registry, e, out);
                 if k == 0 {
-                    analyzer.ready_for_query(conn, b'T', &mut out);
+                    a.ready_for_query(conn, b'T', out);
                 }
             }
-            analyzer.ready_for_query(conn, b'I', &mut out);
-            out.clear();
-            i += 1;
-        });
+            a.ready_for_query(conn, b'I', out);
+        })
     });
     g.finish();
 }

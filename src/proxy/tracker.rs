@@ -914,6 +914,16 @@ mod tests {
             self.be(b'E', &b)
         }
 
+        /// `sql` as the unnamed statement and portal, answered with one row.
+        fn one_row_unnamed(&mut self, sql: &str) -> &mut Self {
+            self.parse("", sql).bind("", "", &[]).execute("", 0).sync();
+            self.be(b'1', &[])
+                .be(b'2', &[])
+                .rows(1)
+                .complete("SELECT 1")
+                .ready(b'I')
+        }
+
         fn ready(&mut self, status: u8) -> &mut Self {
             self.be(b'Z', &[status])
         }
@@ -1105,15 +1115,7 @@ mod tests {
         assert_eq!(h.seen(), [failed("SELECT 1/0", "22012")]);
         h.assert_settled();
         // The connection carries on.
-        h.parse("", "SELECT 3")
-            .bind("", "", &[])
-            .execute("", 0)
-            .sync();
-        h.be(b'1', &[])
-            .be(b'2', &[])
-            .rows(1)
-            .complete("SELECT 1")
-            .ready(b'I');
+        h.one_row_unnamed("SELECT 3");
         assert_eq!(h.seen()[1], ok("SELECT 3", 1, "SELECT 1"));
         h.assert_settled();
     }
@@ -1157,15 +1159,7 @@ mod tests {
         // statement.
         h.parse("", "SELECT 1").sync();
         h.be(b'1', &[]).ready(b'I');
-        h.parse("", "SELECT 1")
-            .bind("", "", &[])
-            .execute("", 0)
-            .sync();
-        h.be(b'1', &[])
-            .be(b'2', &[])
-            .rows(1)
-            .complete("SELECT 1")
-            .ready(b'I');
+        h.one_row_unnamed("SELECT 1");
         h.parse("s", "SELECT 2").sync();
         h.be(b'1', &[]).ready(b'I');
         h.parse("s", "SELECT 2").sync();
