@@ -338,10 +338,8 @@ impl Tracker {
             Err(_) => Arc::from(String::from_utf8_lossy(raw).as_ref()),
         };
         self.note_deallocate(&text);
-        let (sql, next) = match split::next_statement(text.as_bytes(), 0) {
-            Some((range, next)) => (SqlText::slice(text, range), next),
-            None => (SqlText::new(text), 0),
-        };
+        let mut next = 0;
+        let sql = statement_from(text, &mut next);
         self.push(Pending::Query(SimpleQuery {
             next,
             current: Running {
@@ -408,11 +406,7 @@ impl Tracker {
             });
             return;
         };
-        let current = if name.is_empty() {
-            self.unnamed_statement.as_ref()
-        } else {
-            self.statements.get(name)
-        };
+        let current = self.statement(name);
         // Drivers that use the unnamed statement send the same Parse for every execution:
         // the statement stays what it is, with nothing to decode, copy or restore.
         if current.is_some_and(|c| c.sql.as_bytes() == query) {
@@ -468,11 +462,7 @@ impl Tracker {
 
     fn on_bind(&mut self, body: &[u8]) {
         let portal = wire::read_bind(body).and_then(|b| {
-            let statement = if b.statement.is_empty() {
-                self.unnamed_statement.clone()
-            } else {
-                self.statements.get(b.statement).cloned()
-            }?;
+            let statement = self.statement(b.statement).cloned()?;
             let p = Portal {
                 statement,
                 params_digest: params_digest(b.params),
@@ -507,6 +497,15 @@ impl Tracker {
             })
         });
         self.push(Pending::Execute(running));
+    }
+
+    /// The prepared statement `name` stands for (the unnamed one when `name` is empty).
+    fn statement(&self, name: &[u8]) -> Option<&Statement> {
+        if name.is_empty() {
+            self.unnamed_statement.as_ref()
+        } else {
+            self.statements.get(name)
+        }
     }
 
     fn forget(&mut self, kind: u8, name: &[u8]) {
@@ -621,7 +620,7 @@ impl Tracker {
                 // The next statement starts now; the finished one's text moves into its
                 // execution.
                 let next = Running {
-                    sql: next_statement(q),
+                    sql: statement_from(q.current.sql.shared().clone(), &mut q.next),
                     started: now,
                     rows: 0,
                     ..q.current
@@ -717,12 +716,7 @@ impl Tracker {
             }
             Some(Pending::Reparse { name }) => {
                 // (A named statement cannot be parsed again while it exists: 42P05.)
-                let current = if name.is_empty() {
-                    self.unnamed_statement.as_ref()
-                } else {
-                    self.statements.get(&name)
-                };
-                if let Some(s) = current {
+                if let Some(s) = self.statement(&name) {
                     let e = failed_before_execution(id, s, now, code);
                     record(&mut self.sink, &mut self.held, e, false);
                 }
@@ -776,16 +770,15 @@ fn failed_before_execution(id: u64, s: &Statement, now: Clock, code: SqlState) -
     .fail(id, now, code, &mut None)
 }
 
-/// The text of the next statement of a simple Query. When the splitter finds no more
-/// statements but the server reports more, the whole text is used.
-fn next_statement(q: &mut SimpleQuery) -> SqlText {
-    let text = q.current.sql.shared();
-    match split::next_statement(text.as_bytes(), q.next) {
-        Some((range, next)) => {
-            q.next = next;
-            SqlText::slice(text.clone(), range)
+/// The statement of a simple Query's `text` found from `next` on, which moves past it. When
+/// the splitter finds no more statements but the server reports more, the whole text is used.
+fn statement_from(text: Arc<str>, next: &mut usize) -> SqlText {
+    match split::next_statement(text.as_bytes(), *next) {
+        Some((range, after)) => {
+            *next = after;
+            SqlText::slice(text, range)
         }
-        None => SqlText::new(text.clone()),
+        None => SqlText::new(text),
     }
 }
 
