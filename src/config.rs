@@ -88,6 +88,10 @@ pub struct Args {
     /// Analyze statements (on) or only relay them (off) [default: on].
     #[arg(long, env = "PGSCOPE_ANALYSIS", value_name = "on|off")]
     pub analysis: Option<String>,
+
+    /// How relay threads move bytes: io_uring, epoll, or auto (io_uring where the kernel allows it, else epoll) [default: auto].
+    #[arg(long, env = "PGSCOPE_RELAY_IO", value_name = "auto|io_uring|epoll")]
+    pub relay_io: Option<String>,
 }
 
 /// The same keys, read from the TOML file (`kebab-case` or `snake_case`).
@@ -107,6 +111,7 @@ struct FileConfig {
     analysis: Option<toml::Value>,
     workers: Option<toml::Value>,
     n1_threshold: Option<toml::Value>,
+    relay_io: Option<String>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -132,6 +137,7 @@ pub struct Config {
     pub analysis: bool,
     pub workers: usize,
     pub n1_threshold: usize,
+    pub relay_io: crate::proxy::RelayIo,
 }
 
 /// A setting with a bad value: names the flag and says what is wrong.
@@ -207,6 +213,7 @@ impl Config {
         let analysis = args.analysis.or(file.analysis.map(value_text));
         let workers = args.workers.or(file.workers.map(value_text));
         let n1 = args.n1_threshold.or(file.n1_threshold.map(value_text));
+        let relay_io = args.relay_io.or(file.relay_io);
         Ok(Config {
             listen: match listen {
                 Some(v) => parse_host_port("listen", &v)?,
@@ -251,6 +258,10 @@ impl Config {
                 }
                 n => n,
             },
+            relay_io: match relay_io.as_deref() {
+                None => crate::proxy::RelayIo::Auto,
+                Some(v) => v.parse().map_err(|why| bad("relay-io", v, why))?,
+            },
         })
     }
 
@@ -262,6 +273,7 @@ impl Config {
             connect_timeout: self.connect_timeout,
             shutdown_grace: self.shutdown_grace,
             workers: self.workers,
+            relay_io: self.relay_io,
             ..Default::default()
         }
     }
@@ -433,6 +445,23 @@ mod tests {
         assert!(e.contains("--shutdown-grace"), "{e}");
         let e = load(&["--bogus"]).unwrap_err().to_string();
         assert!(e.contains("--bogus") && !e.contains('\n'), "{e}");
+        let e = load(&["--relay-io", "kqueue"]).unwrap_err().to_string();
+        assert!(e.contains("--relay-io") && e.contains("epoll"), "{e}");
+    }
+
+    #[test]
+    fn relay_io_values() {
+        use crate::proxy::RelayIo;
+        assert_eq!(load(&[]).unwrap().relay_io, RelayIo::Auto);
+        for (value, io) in [
+            ("auto", RelayIo::Auto),
+            ("io_uring", RelayIo::IoUring),
+            ("epoll", RelayIo::Epoll),
+        ] {
+            let c = load(&["--relay-io", value]).unwrap();
+            assert_eq!(c.relay_io, io);
+            assert_eq!(c.proxy().relay_io, io);
+        }
     }
 
     #[test]

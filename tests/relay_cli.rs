@@ -2462,6 +2462,55 @@ async fn sigterm_cuts_idle_connections_after_the_grace_period() {
     wait_backend_gone(&direct, pid, "the cut connection's backend to exit").await;
 }
 
+/// `--relay-io`: each loop relays, and the log says which one runs. `io_uring` on a kernel
+/// (or under a seccomp profile) without it must fail to start with exit code 1, naming it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_relay_io_relays_and_says_which_it_uses() {
+    let pg = PgServer::start();
+    for (flag, expect) in [
+        ("epoll", &["io=\"epoll\""][..]),
+        ("io_uring", &["io=\"io_uring\""][..]),
+        ("auto", &["io=\"io_uring\"", "io=\"epoll\""][..]),
+    ] {
+        let proxy = match ProxyProcess::try_start_with_args(pg.port(), &["--relay-io", flag]) {
+            Ok(proxy) => proxy,
+            Err(out) => {
+                assert_eq!(flag, "io_uring", "--relay-io {flag} did not start: {out}");
+                assert_eq!(out.status.code(), Some(1), "{out}");
+                assert!(
+                    out.stderr
+                        .contains("--relay-io io_uring: io_uring is not available"),
+                    "{out}"
+                );
+                continue;
+            }
+        };
+        let client = proxy.conn().connect().await.unwrap();
+        let rows = client
+            .query(
+                "SELECT g, repeat('x', g) FROM generate_series(1, 2000) g",
+                &[],
+            )
+            .await
+            .unwrap();
+        assert_eq!(rows.len(), 2000, "--relay-io {flag}");
+        assert_eq!(rows[1999].get::<_, String>(1).len(), 2000);
+        drop(client);
+        let out = tokio::task::spawn_blocking(move || proxy.terminate())
+            .await
+            .unwrap();
+        let line = out
+            .stderr
+            .lines()
+            .find(|l| l.contains("relay threads started"))
+            .unwrap_or_else(|| panic!("--relay-io {flag}: no start line: {out}"));
+        assert!(
+            expect.iter().any(|e| line.contains(e)),
+            "--relay-io {flag}: {line}"
+        );
+    }
+}
+
 #[test]
 fn unknown_flag_exits_2_with_one_line() {
     let out = run(pgscope_command().arg("--bogus-flag"), TIMEOUT);

@@ -47,6 +47,34 @@ pub struct ProxyConfig {
     pub max_message_size: usize,
     /// Relay threads (established connections are spread over them).
     pub workers: usize,
+    /// The system-call interface of the relay threads.
+    pub relay_io: RelayIo,
+}
+
+/// How relay threads move bytes (`--relay-io`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum RelayIo {
+    /// io_uring where the kernel offers it (Linux 6.1+, not blocked by seccomp or
+    /// `kernel.io_uring_disabled`), epoll elsewhere.
+    #[default]
+    Auto,
+    /// io_uring, or fail to start.
+    IoUring,
+    /// epoll (`mio`).
+    Epoll,
+}
+
+impl std::str::FromStr for RelayIo {
+    type Err = &'static str;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "auto" => Ok(RelayIo::Auto),
+            "io_uring" => Ok(RelayIo::IoUring),
+            "epoll" => Ok(RelayIo::Epoll),
+            _ => Err("expected auto, io_uring or epoll"),
+        }
+    }
 }
 
 impl Default for ProxyConfig {
@@ -58,6 +86,7 @@ impl Default for ProxyConfig {
             shutdown_grace: Duration::from_secs(30),
             max_message_size: wire::MAX_MESSAGE_SIZE,
             workers: default_workers(),
+            relay_io: RelayIo::Auto,
         }
     }
 }
@@ -135,7 +164,7 @@ pub async fn serve(
     let workers = config.workers;
     let shared = Arc::new(Shared {
         limit: Arc::new(Semaphore::new(config.max_client_connections)),
-        relays: Relays::start(workers)?,
+        relays: Relays::start(workers, config.relay_io)?,
         config,
         sinks,
         stats,

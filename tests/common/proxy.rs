@@ -25,6 +25,13 @@ use super::process::{
 use super::scratch::ScratchDir;
 use super::TIMEOUT;
 
+/// `PGSCOPE_TEST_RELAY_IO`: the relay I/O every proxy of the tests uses (`--relay-io`);
+/// unset, the default (`auto`). `tests/run.sh` runs the relay tests once more with `epoll`, so
+/// that both relay loops are tested on a machine where `auto` picks io_uring.
+pub fn relay_io() -> Option<String> {
+    std::env::var("PGSCOPE_TEST_RELAY_IO").ok()
+}
+
 // --- what the sinks report ---
 
 /// Everything the proxy's sinks reported, in order of arrival.
@@ -166,11 +173,18 @@ impl ProxyHandle {
         ProxyHandle::start_with(ProxyHandle::config(upstream_port))
     }
 
-    /// The default test configuration: the crate's defaults, a short shutdown grace.
+    /// The default test configuration: the crate's defaults, a short shutdown grace, and the
+    /// relay I/O of [`relay_io`].
     pub fn config(upstream_port: u16) -> ProxyConfig {
         ProxyConfig {
             upstream: format!("127.0.0.1:{upstream_port}"),
             shutdown_grace: Duration::from_secs(2),
+            relay_io: relay_io()
+                .map(|io| {
+                    io.parse()
+                        .expect("PGSCOPE_TEST_RELAY_IO: auto, io_uring or epoll")
+                })
+                .unwrap_or_default(),
             ..ProxyConfig::default()
         }
     }
@@ -377,12 +391,21 @@ impl ProxyProcess {
 
     /// As [`Self::start`], with more arguments after ours.
     pub fn start_with_args(upstream_port: u16, extra: &[&str]) -> ProxyProcess {
+        ProxyProcess::try_start_with_args(upstream_port, extra)
+            .unwrap_or_else(|output| panic!("pgscope did not start: {output}"))
+    }
+
+    /// As [`Self::start_with_args`], for a start that may fail: what it printed if it exited.
+    pub fn try_start_with_args(
+        upstream_port: u16,
+        extra: &[&str],
+    ) -> Result<ProxyProcess, CmdOutput> {
         for _ in 0..5 {
             let mut proxy = ProxyProcess::spawn(upstream_port, extra);
             match proxy.wait_until_listening() {
-                Ok(()) => return proxy,
+                Ok(()) => return Ok(proxy),
                 Err(output) if output.stderr.contains("in use") => continue,
-                Err(output) => panic!("pgscope did not start: {output}"),
+                Err(output) => return Err(output),
             }
         }
         panic!("pgscope found no free port in 5 tries");
@@ -400,6 +423,10 @@ impl ProxyProcess {
         if let Some(http_port) = http_port {
             cmd.arg("--http-listen")
                 .arg(format!("127.0.0.1:{http_port}"));
+        }
+        if let Some(io) = relay_io().filter(|_| !extra.iter().any(|a| a.starts_with("--relay-io")))
+        {
+            cmd.arg("--relay-io").arg(io);
         }
         cmd.args(extra).current_dir(dir.path());
         remove_env_prefix(&mut cmd, "PG"); // PGSCOPE_* too: the test decides every setting

@@ -19,6 +19,13 @@
 //! A pump does not read again until the last chunk is fully written, so a slow reader on one
 //! side slows the other (TCP back-pressure) instead of filling a queue. The tracker belongs to
 //! the connection, and the connection to one thread: no lock anywhere on the way.
+//!
+//! The system-call interface is chosen at start (`--relay-io`): on Linux with io_uring (6.1 or
+//! later, and not blocked by a seccomp profile or `kernel.io_uring_disabled`) the threads run
+//! [`uring`]'s loop, which submits every receive and send of a turn in one `io_uring_enter`
+//! instead of one `recv`/`send` call each plus `epoll_wait`; elsewhere they run the `mio` loop
+//! in this file. Both share the framing, the buffers and the tracker: only how bytes get in and
+//! out differs.
 
 use std::io::{self, Read, Write};
 use std::net::Shutdown;
@@ -34,7 +41,10 @@ use tokio::sync::mpsc;
 
 use super::tracker::{self, ClockSource, Tracker};
 use super::wire::{self, Header};
-use super::Lease;
+use super::{Lease, RelayIo};
+
+#[cfg(target_os = "linux")]
+mod uring;
 
 const FRONTEND_BUFFER: usize = 16 * 1024;
 const BACKEND_BUFFER: usize = 64 * 1024;
@@ -66,7 +76,24 @@ struct Flags {
 
 struct Thread {
     jobs: mpsc::Sender<Job>,
-    waker: Arc<Waker>,
+    waker: Wake,
+}
+
+/// How a relay thread is woken for a new job or a flag.
+enum Wake {
+    Mio(Arc<Waker>),
+    #[cfg(target_os = "linux")]
+    Event(Arc<uring::EventFd>),
+}
+
+impl Wake {
+    fn wake(&self) -> io::Result<()> {
+        match self {
+            Wake::Mio(waker) => waker.wake(),
+            #[cfg(target_os = "linux")]
+            Wake::Event(fd) => fd.wake(),
+        }
+    }
 }
 
 /// The relay threads of one proxy.
@@ -78,22 +105,70 @@ pub(crate) struct Relays {
 }
 
 impl Relays {
-    pub fn start(count: usize) -> io::Result<Relays> {
+    /// Start `count` relay threads (at least one) on the interface `io` asks for.
+    pub fn start(count: usize, io: RelayIo) -> io::Result<Relays> {
+        let uring = match io {
+            RelayIo::Epoll => false,
+            #[cfg(target_os = "linux")]
+            RelayIo::Auto | RelayIo::IoUring => match uring::supported() {
+                Ok(()) => true,
+                Err(e) if io == RelayIo::Auto => {
+                    tracing::info!(error = %e, "io_uring is not available; the relay uses epoll");
+                    false
+                }
+                Err(e) => {
+                    return Err(io::Error::new(
+                        e.kind(),
+                        format!("--relay-io io_uring: io_uring is not available: {e}"),
+                    ))
+                }
+            },
+            #[cfg(not(target_os = "linux"))]
+            RelayIo::Auto => false,
+            #[cfg(not(target_os = "linux"))]
+            RelayIo::IoUring => {
+                return Err(io::Error::new(
+                    io::ErrorKind::Unsupported,
+                    "--relay-io io_uring: io_uring exists only on Linux",
+                ))
+            }
+        };
         let flags = Arc::new(Flags::default());
         let mut threads = Vec::new();
         let mut handles = Vec::new();
         for i in 0..count.max(1) {
-            let poll = Poll::new()?;
-            let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
             let (tx, rx) = mpsc::channel(QUEUE);
             let flags = flags.clone();
-            handles.push(
-                std::thread::Builder::new()
-                    .name(format!("pgscope-conn-{i}"))
-                    .spawn(move || run(poll, rx, &flags))?,
-            );
+            let name = format!("pgscope-conn-{i}");
+            let (waker, handle) = if uring {
+                #[cfg(target_os = "linux")]
+                {
+                    let (ring, event) = uring::prepare()?;
+                    let event = Arc::new(event);
+                    let wake = event.clone();
+                    let handle = std::thread::Builder::new()
+                        .name(name)
+                        .spawn(move || uring::run(ring, &event, rx, &flags))?;
+                    (Wake::Event(wake), handle)
+                }
+                #[cfg(not(target_os = "linux"))]
+                unreachable!("io_uring is only chosen on Linux")
+            } else {
+                let poll = Poll::new()?;
+                let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
+                let handle = std::thread::Builder::new()
+                    .name(name)
+                    .spawn(move || run(poll, rx, &flags))?;
+                (Wake::Mio(waker), handle)
+            };
+            handles.push(handle);
             threads.push(Thread { jobs: tx, waker });
         }
+        tracing::info!(
+            threads = threads.len(),
+            io = if uring { "io_uring" } else { "epoll" },
+            "relay threads started"
+        );
         Ok(Relays {
             threads,
             handles: Mutex::new(handles),
@@ -148,7 +223,7 @@ impl Drop for Relays {
 /// One relay thread's loop.
 fn run(mut poll: Poll, mut jobs: mpsc::Receiver<Job>, flags: &Flags) {
     let mut events = Events::with_capacity(1024);
-    let mut conns = Slots::default();
+    let mut conns: Slots<Conn> = Slots::default();
     let mut clock = ClockSource::new();
     // Connections whose pump used up its turn with bytes still to move: no new event will
     // come for them, so they are driven again after the next (non-blocking) poll.
@@ -231,7 +306,7 @@ fn run(mut poll: Poll, mut jobs: mpsc::Receiver<Job>, flags: &Flags) {
 
 /// Move what can be moved on connection `slot`; close it if it ended.
 fn drive(
-    conns: &mut Slots,
+    conns: &mut Slots<Conn>,
     slot: usize,
     clock: &mut ClockSource,
     again: &mut Vec<usize>,
@@ -251,46 +326,77 @@ fn drive(
     }
 }
 
-/// Open connections by slot; a slot's tokens are `2 * slot` (client) and `2 * slot + 1`
-/// (upstream).
-#[derive(Default)]
-struct Slots {
-    conns: Vec<Option<Box<Conn>>>,
+/// Open connections by slot. Under mio a slot's tokens are `2 * slot` (client) and
+/// `2 * slot + 1` (upstream); under io_uring the slot is in every operation's `user_data`.
+struct Slots<C> {
+    conns: Vec<Option<Box<C>>>,
     free: Vec<usize>,
 }
 
-impl Slots {
-    fn get(&mut self, slot: usize) -> Option<&mut Conn> {
+impl<C> Default for Slots<C> {
+    fn default() -> Self {
+        Slots {
+            conns: Vec::new(),
+            free: Vec::new(),
+        }
+    }
+}
+
+impl<C> Slots<C> {
+    fn get(&mut self, slot: usize) -> Option<&mut C> {
         self.conns.get_mut(slot).and_then(|c| c.as_deref_mut())
     }
 
-    fn remove(&mut self, slot: usize) -> Option<Box<Conn>> {
+    fn remove(&mut self, slot: usize) -> Option<Box<C>> {
         let conn = self.conns.get_mut(slot)?.take()?;
         self.free.push(slot);
         Some(conn)
     }
 
-    /// Register a handed-over connection; `None` if it could not be (it is then closed).
-    fn start(&mut self, job: Job, registry: &Registry) -> Option<usize> {
-        let slot = self.free.pop().unwrap_or_else(|| {
+    /// A free slot, to be filled with [`Self::fill`] or given back with [`Self::release`].
+    fn vacant(&mut self) -> usize {
+        self.free.pop().unwrap_or_else(|| {
             self.conns.push(None);
             self.conns.len() - 1
-        });
+        })
+    }
+
+    fn fill(&mut self, slot: usize, conn: C) {
+        self.conns[slot] = Some(Box::new(conn));
+    }
+
+    fn release(&mut self, slot: usize) {
+        self.free.push(slot);
+    }
+
+    fn is_empty(&self) -> bool {
+        self.free.len() == self.conns.len()
+    }
+
+    fn len(&self) -> usize {
+        self.conns.len()
+    }
+}
+
+impl Slots<Conn> {
+    /// Register a handed-over connection; `None` if it could not be (it is then closed).
+    fn start(&mut self, job: Job, registry: &Registry) -> Option<usize> {
+        let slot = self.vacant();
         match Conn::register(job, slot, registry) {
             Ok(conn) => {
-                self.conns[slot] = Some(Box::new(conn));
+                self.fill(slot, conn);
                 Some(slot)
             }
             Err(e) => {
                 tracing::warn!(error = %e, "cannot register a connection with its relay thread");
-                self.free.push(slot);
+                self.release(slot);
                 None
             }
         }
     }
 
     fn close_all(&mut self, registry: &Registry) {
-        for slot in 0..self.conns.len() {
+        for slot in 0..self.len() {
             if let Some(conn) = self.remove(slot) {
                 tracing::debug!(id = conn.id, "connection cut at shutdown");
                 conn.finish(End::Eof, registry);
@@ -380,61 +486,74 @@ impl Conn {
 
     /// Close both sockets and tell the tracker; `end` says why.
     fn finish(mut self, end: End, registry: &Registry) {
-        let id = self.id;
-        match end {
-            End::Malformed(Direction::Frontend, why) => {
-                self.lease
-                    .stats
-                    .protocol_errors
-                    .fetch_add(1, Ordering::Relaxed);
-                tracing::info!(
-                    id,
-                    reason = why,
-                    "malformed client message; closing the connection"
-                );
-                // Only speak to the client between two server messages, or it would read the
-                // error as part of a half-sent one. The error is small: a socket that cannot
-                // take it now has a client that is not reading anyway.
-                if self.back.at_boundary() {
-                    let mut err = BytesMut::new();
-                    wire::put_error(
-                        &mut err,
-                        "FATAL",
-                        "08P01",
-                        &format!("invalid frontend message: {why}"),
-                    );
-                    let _ = self.client.sock.write(&err);
-                }
-            }
-            End::Malformed(Direction::Backend, why) => {
-                tracing::warn!(
-                    id,
-                    reason = why,
-                    "malformed message from the server; closing"
-                );
-            }
-            End::Io(dir, e) => {
-                let side = match dir {
-                    Direction::Frontend => "client",
-                    Direction::Backend => "server",
-                };
-                tracing::debug!(id, side, error = %e, "connection error");
-            }
-            End::Eof => {}
-        }
+        report_end(
+            self.id,
+            end,
+            &self.lease,
+            self.back.at_boundary(),
+            &mut self.client.sock,
+        );
         let _ = registry.deregister(&mut self.client.sock);
         let _ = registry.deregister(&mut self.upstream.sock);
         let _ = self.client.sock.shutdown(Shutdown::Write);
         let _ = self.upstream.sock.shutdown(Shutdown::Write);
-        if self.tracker.desyncs() > 0 {
-            tracing::debug!(
+        close_tracker(self.id, &mut self.tracker);
+    }
+}
+
+/// Log why connection `id` ends and count it; a malformed client gets SQLSTATE 08P01 on
+/// `client` if the server's messages to it stopped between two (`at_boundary`).
+fn report_end(id: u64, end: End, lease: &Lease, at_boundary: bool, client: &mut impl Write) {
+    match end {
+        End::Malformed(Direction::Frontend, why) => {
+            lease.stats.protocol_errors.fetch_add(1, Ordering::Relaxed);
+            tracing::info!(
                 id,
-                desyncs = self.tracker.desyncs(),
-                "tracker lost pairing on this connection"
+                reason = why,
+                "malformed client message; closing the connection"
+            );
+            // Only speak to the client between two server messages, or it would read the
+            // error as part of a half-sent one. The error is small: a socket that cannot
+            // take it now has a client that is not reading anyway.
+            if at_boundary {
+                let mut err = BytesMut::new();
+                wire::put_error(
+                    &mut err,
+                    "FATAL",
+                    "08P01",
+                    &format!("invalid frontend message: {why}"),
+                );
+                let _ = client.write(&err);
+            }
+        }
+        End::Malformed(Direction::Backend, why) => {
+            tracing::warn!(
+                id,
+                reason = why,
+                "malformed message from the server; closing"
             );
         }
-        self.tracker.close();
+        End::Io(dir, e) => {
+            let side = match dir {
+                Direction::Frontend => "client",
+                Direction::Backend => "server",
+            };
+            tracing::debug!(id, side, error = %e, "connection error");
+        }
+        End::Eof => {}
     }
+}
+
+/// Tell the tracker its connection is gone.
+fn close_tracker(id: u64, tracker: &mut Tracker) {
+    if tracker.desyncs() > 0 {
+        tracing::debug!(
+            id,
+            desyncs = tracker.desyncs(),
+            "tracker lost pairing on this connection"
+        );
+    }
+    tracker.close();
 }
 
 fn side(sock: std::net::TcpStream) -> io::Result<Side> {
@@ -501,15 +620,9 @@ impl Pump {
                 if !dst.writable {
                     return Ok(false);
                 }
-                match dst
-                    .sock
-                    .write(&self.buf[self.start..self.start + self.ready])
-                {
+                match dst.sock.write(self.unsent()) {
                     Ok(0) => return Err(End::Io(self.dir, io::ErrorKind::WriteZero.into())),
-                    Ok(n) => {
-                        self.start += n;
-                        self.ready -= n;
-                    }
+                    Ok(n) => self.sent(n),
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                         dst.writable = false;
                         return Ok(false);
@@ -536,18 +649,7 @@ impl Pump {
                     if n < self.buf.len() - self.end {
                         src.readable = false;
                     }
-                    self.end += n;
-                    let now = clock.now();
-                    let walked = self.walk.walk(
-                        self.dir,
-                        &self.buf[self.start..self.end],
-                        tracker,
-                        now,
-                        max_frame,
-                    );
-                    self.ready = walked.ready;
-                    self.malformed = walked.malformed;
-                    self.need = walked.need;
+                    self.received(n, tracker, clock, max_frame);
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                     src.readable = false;
@@ -557,6 +659,39 @@ impl Pump {
                 Err(e) => return Err(End::Io(self.dir, e)),
             }
         }
+    }
+
+    /// `n` more bytes were read into `buf[end..]`: walk them.
+    fn received(
+        &mut self,
+        n: usize,
+        tracker: &mut Tracker,
+        clock: &mut ClockSource,
+        max_frame: usize,
+    ) {
+        self.end += n;
+        let now = clock.now();
+        let walked = self.walk.walk(
+            self.dir,
+            &self.buf[self.start..self.end],
+            tracker,
+            now,
+            max_frame,
+        );
+        self.ready = walked.ready;
+        self.malformed = walked.malformed;
+        self.need = walked.need;
+    }
+
+    /// The walked bytes the destination has not taken yet.
+    fn unsent(&self) -> &[u8] {
+        &self.buf[self.start..self.start + self.ready]
+    }
+
+    /// The destination took `n` of [`Self::unsent`].
+    fn sent(&mut self, n: usize) {
+        self.start += n;
+        self.ready -= n;
     }
 
     /// Before a read (everything walked has been forwarded): leave room at the end, and room

@@ -1,0 +1,564 @@
+//! The relay loop on io_uring.
+//!
+//! The same pumps as the epoll loop (one persistent buffer per direction, frames walked and
+//! shown to the tracker before they are forwarded, no read before the last chunk is fully
+//! written), with the system calls batched: every `recv` and `send` of a loop turn is queued
+//! in the submission ring and handed to the kernel, together with the wait for the next
+//! completions, in one `io_uring_enter`. The epoll loop makes one `recv` or `send` call per
+//! operation plus an `epoll_wait` per turn; at pgbench's rates on two cores those calls were
+//! most of the relay thread's time (`bench/io_uring_probe`).
+//!
+//! Each direction has at most one operation chain in flight: a `recv` into the free end of its
+//! buffer, or a `send` of the walked bytes, sent with `MSG_WAITALL` (the kernel finishes it,
+//! waiting for room as a blocking send would) and, when the buffer needs no moving before the
+//! next read, linked to that `recv` so that it is armed in the same kernel pass. A buffer is
+//! only compacted or resized while its direction has nothing in flight, so every pointer handed
+//! to the kernel stays valid until its completion arrives.
+//!
+//! A connection that ends cancels what it still has in flight and is closed when the last of
+//! its completions arrives; only then are its buffers freed.
+//!
+//! The ring is set up `SINGLE_ISSUER | DEFER_TASKRUN` (Linux 6.1): completions are processed
+//! in this thread when it asks for them, not in interrupts of whatever runs when data arrives.
+
+use std::fs::File;
+use std::io::{self, Read, Write};
+use std::net::{Shutdown, TcpStream};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use io_uring::{opcode, squeue, types, IoUring};
+use tokio::sync::mpsc;
+
+use super::{
+    close_tracker, report_end, Direction, End, Flags, Job, Pump, Slots, BACKEND_BUFFER,
+    FRONTEND_BUFFER,
+};
+use crate::proxy::tracker::{ClockSource, Tracker};
+use crate::proxy::Lease;
+
+/// Submission ring entries. A loop turn queues at most 3 entries per completion it handles
+/// (a send, its linked recv, or two cancels) and 2 per new connection; with the caps below
+/// the ring cannot fill within a turn, and every turn submits all it queued.
+const SQ_ENTRIES: u32 = 4096;
+/// Completion ring entries: at most 4 operations per connection are in flight (a chain per
+/// direction, two cancels), so this holds the completions of 4096 connections at once.
+const CQ_ENTRIES: u32 = 16384;
+/// Completions handled per turn (see `SQ_ENTRIES`).
+const COMPLETIONS_PER_TURN: usize = 1024;
+/// New connections taken per turn (see `SQ_ENTRIES`).
+const JOBS_PER_TURN: usize = 256;
+/// At shutdown, how long cancelled operations may take to complete before the thread gives up
+/// on them (leaking their buffers rather than freeing memory the kernel may still write).
+const EXIT_WAIT: Duration = Duration::from_secs(5);
+
+// `user_data` of an operation: `slot << 3 | OP`.
+const FRONT_RECV: u64 = 0; // from the client
+const FRONT_SEND: u64 = 1; // to the server
+const BACK_RECV: u64 = 2; // from the server
+const BACK_SEND: u64 = 3; // to the client
+const CANCEL: u64 = 4;
+const WAKE: u64 = u64::MAX;
+
+fn builder() -> io_uring::Builder {
+    let mut builder = IoUring::builder();
+    builder
+        .setup_single_issuer()
+        .setup_defer_taskrun()
+        .setup_submit_all()
+        .setup_cqsize(CQ_ENTRIES);
+    builder
+}
+
+/// Can this process use io_uring as the relay does? Fails on kernels before 6.1, where a
+/// seccomp profile blocks it (Docker's default), or with `kernel.io_uring_disabled`.
+pub(super) fn supported() -> io::Result<()> {
+    let ring = builder().build(8)?;
+    let mut probe = io_uring::Probe::new();
+    ring.submitter().register_probe(&mut probe)?;
+    for (code, name) in [
+        (opcode::Recv::CODE, "recv"),
+        (opcode::Send::CODE, "send"),
+        (opcode::PollAdd::CODE, "poll"),
+        (opcode::AsyncCancel2::CODE, "cancel"),
+    ] {
+        if !probe.is_supported(code) {
+            return Err(io::Error::new(
+                io::ErrorKind::Unsupported,
+                format!("io_uring has no {name} operation"),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// A ring for one relay thread (enabled by that thread, which becomes its only submitter) and
+/// the eventfd that wakes it.
+pub(super) fn prepare() -> io::Result<(IoUring, EventFd)> {
+    let ring = builder().setup_r_disabled().build(SQ_ENTRIES)?;
+    Ok((ring, EventFd::new()?))
+}
+
+/// A counter another thread bumps to wake a relay thread.
+pub(crate) struct EventFd(File);
+
+impl EventFd {
+    fn new() -> io::Result<EventFd> {
+        // SAFETY: eventfd takes no pointers; a non-negative result is a new descriptor that
+        // nothing else owns.
+        let fd = unsafe { libc::eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK) };
+        if fd < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: see above.
+        Ok(EventFd(File::from(unsafe { OwnedFd::from_raw_fd(fd) })))
+    }
+
+    pub(crate) fn wake(&self) -> io::Result<()> {
+        match (&self.0).write(&1u64.to_ne_bytes()) {
+            // The counter is full: the thread has a wakeup pending anyway.
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(()),
+            other => other.map(drop),
+        }
+    }
+
+    fn reset(&self) {
+        let mut count = [0u8; 8];
+        let _ = (&self.0).read(&mut count);
+    }
+}
+
+/// One relay thread's loop.
+pub(super) fn run(ring: IoUring, event: &EventFd, mut jobs: mpsc::Receiver<Job>, flags: &Flags) {
+    if let Err(e) = ring.submitter().register_enable_rings() {
+        tracing::error!(error = %e, "relay thread cannot enable its io_uring; it takes no connections");
+        return;
+    }
+    let mut lp = Loop {
+        ring: Ring(ring),
+        conns: Slots::default(),
+        clock: ClockSource::new(),
+    };
+    lp.ring.arm_wake(event);
+    let mut done: Vec<(u64, i32)> = Vec::with_capacity(COMPLETIONS_PER_TURN);
+    let mut exiting: Option<Instant> = None;
+    let mut cut = false;
+    loop {
+        if let Some(since) = exiting {
+            if lp.conns.is_empty() {
+                break;
+            }
+            if since.elapsed() > EXIT_WAIT {
+                tracing::error!(
+                    "cancelled relay operations did not complete; leaving their buffers behind"
+                );
+                std::mem::forget(lp.conns);
+                return;
+            }
+        }
+        let wait = if exiting.is_some() {
+            // Completions of cancelled operations come promptly; the timeout bounds the wait.
+            lp.ring.submit_and_wait_for(Duration::from_millis(100))
+        } else {
+            lp.ring.0.submit_and_wait(1).map(drop)
+        };
+        match wait {
+            Ok(()) => {}
+            Err(e)
+                if e.raw_os_error() == Some(libc::EINTR)
+                    || e.raw_os_error() == Some(libc::ETIME)
+                    || e.raw_os_error() == Some(libc::EBUSY) => {}
+            Err(e) => {
+                tracing::error!(error = %e, "relay thread cannot wait on its io_uring");
+                std::mem::forget(lp.conns);
+                return;
+            }
+        }
+        done.extend(
+            lp.ring
+                .0
+                .completion()
+                .take(COMPLETIONS_PER_TURN)
+                .map(|c| (c.user_data(), c.result())),
+        );
+        let mut woken = false;
+        for (user_data, result) in done.drain(..) {
+            match user_data {
+                WAKE => woken = true,
+                _ if user_data & 7 == CANCEL => {}
+                _ => lp.complete((user_data >> 3) as usize, user_data & 7, result),
+            }
+        }
+        if woken {
+            event.reset();
+            if flags.cut.load(Ordering::Acquire) && !cut {
+                cut = true;
+                lp.end_all();
+            }
+            let mut gone = false;
+            for _ in 0..JOBS_PER_TURN {
+                match jobs.try_recv() {
+                    Ok(job) if !cut && exiting.is_none() => lp.start(job),
+                    Ok(job) => drop(job),
+                    Err(mpsc::error::TryRecvError::Empty) => break,
+                    Err(mpsc::error::TryRecvError::Disconnected) => {
+                        gone = true;
+                        break;
+                    }
+                }
+            }
+            if (gone || flags.exit.load(Ordering::Acquire)) && exiting.is_none() {
+                exiting = Some(Instant::now());
+                lp.end_all();
+            }
+            if !jobs.is_empty() {
+                // More than a turn's worth of connections wait: come back for them next turn.
+                let _ = event.wake();
+            }
+            lp.ring.arm_wake(event);
+        }
+    }
+}
+
+/// The ring, and the one place entries are queued.
+struct Ring(IoUring);
+
+impl Ring {
+    /// Queue `entry`; `false` (logged) if the submission ring is full even after handing what
+    /// it holds to the kernel, which the per-turn caps rule out.
+    ///
+    /// # Safety
+    /// Every buffer `entry` points to must stay valid, and must not be moved, read (for a
+    /// `recv`) or written (for a `send`) by anyone else, until its completion arrives.
+    unsafe fn push(&mut self, entry: &squeue::Entry) -> bool {
+        for _ in 0..2 {
+            // SAFETY: the caller's promise.
+            if unsafe { self.0.submission().push(entry) }.is_ok() {
+                return true;
+            }
+            if let Err(e) = self.0.submit() {
+                tracing::error!(error = %e, "relay thread cannot submit to its io_uring");
+                break;
+            }
+        }
+        tracing::error!("relay io_uring submission queue full; an operation was dropped");
+        false
+    }
+
+    fn arm_wake(&mut self, event: &EventFd) {
+        let poll = opcode::PollAdd::new(types::Fd(event.0.as_raw_fd()), libc::POLLIN as u32)
+            .build()
+            .user_data(WAKE);
+        // SAFETY: a poll has no buffer; the eventfd lives as long as the thread.
+        unsafe { self.push(&poll) };
+    }
+
+    /// Cancel every operation on `fd`; their completions say `ECANCELED`.
+    fn cancel(&mut self, fd: i32, slot: usize) {
+        let cancel = opcode::AsyncCancel2::new(types::CancelBuilder::fd(types::Fd(fd)).all())
+            .build()
+            .user_data(op(slot, CANCEL));
+        // SAFETY: a cancel has no buffer.
+        unsafe { self.push(&cancel) };
+    }
+
+    /// Submit what is queued and wait at most `timeout` for one completion.
+    fn submit_and_wait_for(&mut self, timeout: Duration) -> io::Result<()> {
+        let ts = types::Timespec::from(timeout);
+        let args = types::SubmitArgs::new().timespec(&ts);
+        self.0.submitter().submit_with_args(1, &args).map(drop)
+    }
+}
+
+fn op(slot: usize, op: u64) -> u64 {
+    ((slot as u64) << 3) | op
+}
+
+/// An established connection on this thread.
+struct Conn {
+    id: u64,
+    client: TcpStream,
+    upstream: TcpStream,
+    /// Client to server.
+    front: Pump,
+    /// Server to client.
+    back: Pump,
+    /// Whether the send in flight in that direction has the next recv linked behind it.
+    front_linked: bool,
+    back_linked: bool,
+    tracker: Tracker,
+    max_message: usize,
+    lease: Lease,
+    /// Operations submitted whose completion has not arrived.
+    inflight: u32,
+    /// Why the connection ends, once it does: then it only waits for `inflight` to drain.
+    ending: Option<End>,
+}
+
+impl Conn {
+    fn finish(mut self) {
+        let end = self.ending.take().unwrap_or(End::Eof);
+        // Nothing is in flight any more; the 08P01 error (if any) must not block.
+        let _ = self.client.set_nonblocking(true);
+        report_end(
+            self.id,
+            end,
+            &self.lease,
+            self.back.at_boundary(),
+            &mut self.client,
+        );
+        let _ = self.client.shutdown(Shutdown::Write);
+        let _ = self.upstream.shutdown(Shutdown::Write);
+        close_tracker(self.id, &mut self.tracker);
+    }
+}
+
+struct Loop {
+    ring: Ring,
+    conns: Slots<Conn>,
+    clock: ClockSource,
+}
+
+/// One direction of a connection, as the loop drives it.
+struct Way<'a> {
+    pump: &'a mut Pump,
+    linked: &'a mut bool,
+    src: i32,
+    dst: i32,
+    recv: u64,
+    send: u64,
+    max_frame: usize,
+}
+
+impl Loop {
+    fn start(&mut self, job: Job) {
+        // Blocking sockets: io_uring then waits for readiness itself (a non-blocking one may
+        // hand EAGAIN back instead, depending on the kernel).
+        if let Err(e) = job
+            .client
+            .set_nonblocking(false)
+            .and_then(|()| job.upstream.set_nonblocking(false))
+        {
+            tracing::warn!(error = %e, "cannot hand a connection to its relay thread");
+            return;
+        }
+        let slot = self.conns.vacant();
+        self.conns.fill(
+            slot,
+            Conn {
+                id: job.id,
+                client: job.client,
+                upstream: job.upstream,
+                front: Pump::new(Direction::Frontend, FRONTEND_BUFFER),
+                back: Pump::new(Direction::Backend, BACKEND_BUFFER),
+                front_linked: false,
+                back_linked: false,
+                tracker: job.tracker,
+                max_message: job.max_message,
+                lease: job.lease,
+                inflight: 0,
+                ending: None,
+            },
+        );
+        for recv in [FRONT_RECV, BACK_RECV] {
+            self.advance(slot, recv);
+        }
+    }
+
+    /// End every connection (shutdown).
+    fn end_all(&mut self) {
+        for slot in 0..self.conns.len() {
+            if self.conns.get(slot).is_some_and(|c| c.ending.is_none()) {
+                tracing::debug!("connection cut at shutdown");
+                self.end(slot, End::Eof);
+            }
+        }
+    }
+
+    /// The completion of operation `kind` on connection `slot`.
+    fn complete(&mut self, slot: usize, kind: u64, result: i32) {
+        let Some(conn) = self.conns.get(slot) else {
+            return;
+        };
+        conn.inflight -= 1;
+        let ending = conn.ending.is_some();
+        let (mut way, tracker) = way(conn, kind);
+        let outcome = if ending {
+            // Only the bytes a cancelled send still delivered are counted (they decide
+            // whether the client may be sent an error at a message boundary).
+            if kind == way.send && result > 0 {
+                way.pump.sent(result as usize);
+            }
+            Ok(false)
+        } else if kind == way.recv {
+            received(&mut way, tracker, &mut self.clock, result)
+        } else {
+            sent(&mut way, result)
+        };
+        match outcome {
+            Ok(true) => self.advance(slot, kind),
+            Ok(false) => {}
+            Err(end) => return self.end(slot, end),
+        }
+        if self.conns.get(slot).is_some_and(|c| c.inflight == 0) {
+            if let Some(conn) = self.conns.remove(slot) {
+                conn.finish();
+            }
+        }
+    }
+
+    /// Queue the next operation of the direction `kind` belongs to (nothing of it is in
+    /// flight).
+    fn advance(&mut self, slot: usize, kind: u64) {
+        let Some(conn) = self.conns.get(slot) else {
+            return;
+        };
+        let (mut way, _) = way(conn, kind);
+        let (entries, count) = match next(&mut way, op(slot, 0)) {
+            Ok(next) => next,
+            Err(end) => return self.end(slot, end),
+        };
+        let mut queued = 0;
+        for entry in &entries[..count] {
+            // SAFETY: the entries point into this direction's buffer, which is boxed with the
+            // connection, and is neither moved (`make_room` runs only with nothing in flight)
+            // nor touched by this thread until their completions arrive; a connection is freed
+            // only when nothing of it is in flight.
+            if unsafe { self.ring.push(entry) } {
+                queued += 1;
+            }
+        }
+        if let Some(conn) = self.conns.get(slot) {
+            conn.inflight += queued;
+        }
+    }
+
+    /// Connection `slot` ends: cancel what it has in flight, and close it when nothing is.
+    fn end(&mut self, slot: usize, end: End) {
+        let Some(conn) = self.conns.get(slot) else {
+            return;
+        };
+        conn.ending = Some(end);
+        if conn.inflight == 0 {
+            if let Some(conn) = self.conns.remove(slot) {
+                conn.finish();
+            }
+            return;
+        }
+        let (client, upstream) = (conn.client.as_raw_fd(), conn.upstream.as_raw_fd());
+        self.ring.cancel(client, slot);
+        self.ring.cancel(upstream, slot);
+    }
+}
+
+/// The direction operation `kind` of `conn` belongs to, and the connection's tracker.
+fn way(conn: &mut Conn, kind: u64) -> (Way<'_>, &mut Tracker) {
+    let (client, upstream) = (conn.client.as_raw_fd(), conn.upstream.as_raw_fd());
+    let way = if kind == FRONT_RECV || kind == FRONT_SEND {
+        Way {
+            pump: &mut conn.front,
+            linked: &mut conn.front_linked,
+            src: client,
+            dst: upstream,
+            recv: FRONT_RECV,
+            send: FRONT_SEND,
+            max_frame: conn.max_message,
+        }
+    } else {
+        Way {
+            pump: &mut conn.back,
+            linked: &mut conn.back_linked,
+            src: upstream,
+            dst: client,
+            recv: BACK_RECV,
+            send: BACK_SEND,
+            max_frame: usize::MAX,
+        }
+    };
+    (way, &mut conn.tracker)
+}
+
+/// A recv completed: `Ok(true)` if the direction should go on.
+fn received(
+    way: &mut Way<'_>,
+    tracker: &mut Tracker,
+    clock: &mut ClockSource,
+    result: i32,
+) -> Result<bool, End> {
+    let dir = way.pump.dir;
+    match result {
+        0 => Err(End::Eof),
+        n if n > 0 => {
+            way.pump.received(n as usize, tracker, clock, way.max_frame);
+            Ok(true)
+        }
+        n if -n == libc::EINTR => Ok(true),
+        n => Err(End::Io(dir, io::Error::from_raw_os_error(-n))),
+    }
+}
+
+/// A send completed: `Ok(true)` if the direction should go on (no recv was linked to it).
+fn sent(way: &mut Way<'_>, result: i32) -> Result<bool, End> {
+    let dir = way.pump.dir;
+    if result < 0 {
+        return Err(End::Io(dir, io::Error::from_raw_os_error(-result)));
+    }
+    way.pump.sent(result as usize);
+    if way.pump.ready > 0 {
+        // `MSG_WAITALL` returns short only when the socket failed (the linked recv, if any,
+        // is cancelled).
+        return Err(End::Io(
+            dir,
+            io::Error::new(io::ErrorKind::WriteZero, "short send"),
+        ));
+    }
+    Ok(!*way.linked)
+}
+
+/// The entries that move direction `way` on (its send, with the next recv linked when the
+/// buffer allows; or its recv), with `base` the slot's `user_data`.
+fn next(way: &mut Way<'_>, base: u64) -> Result<([squeue::Entry; 2], usize), End> {
+    let pump = &mut *way.pump;
+    if pump.ready > 0 {
+        let link = pump.malformed.is_none() && room_stays(pump);
+        let unsent = pump.unsent();
+        let send = opcode::Send::new(types::Fd(way.dst), unsent.as_ptr(), unsent.len() as u32)
+            .flags(libc::MSG_NOSIGNAL | libc::MSG_WAITALL)
+            .build()
+            .user_data(base | way.send);
+        *way.linked = link;
+        if !link {
+            return Ok(([send, opcode::Nop::new().build()], 1));
+        }
+        let send = send.flags(squeue::Flags::IO_LINK);
+        return Ok(([send, recv_entry(pump, way.src, base | way.recv)], 2));
+    }
+    if let Some(why) = pump.malformed {
+        return Err(End::Malformed(pump.dir, why));
+    }
+    pump.make_room();
+    Ok((
+        [
+            recv_entry(pump, way.src, base | way.recv),
+            opcode::Nop::new().build(),
+        ],
+        1,
+    ))
+}
+
+fn recv_entry(pump: &mut Pump, fd: i32, user_data: u64) -> squeue::Entry {
+    let room = &mut pump.buf[pump.end..];
+    let len = room.len().min(u32::MAX as usize) as u32;
+    opcode::Recv::new(types::Fd(fd), room.as_mut_ptr(), len)
+        .build()
+        .user_data(user_data)
+}
+
+/// Can the next recv go to `buf[end..]` while the walked bytes are still being sent, the
+/// buffer staying where it is? That is when `make_room` would find, after the send, enough
+/// room at the end and room for the frame the tracker waits for without compacting.
+fn room_stays(pump: &Pump) -> bool {
+    let after_send = pump.start + pump.ready;
+    pump.need <= pump.buf.len() - after_send && pump.buf.len() - pump.end >= pump.chunk / 4
+}
