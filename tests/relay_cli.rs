@@ -2315,6 +2315,85 @@ fn a_client_that_stops_reading_stalls_only_its_own_connection() {
     assert_eq!(complete.as_slice(), format!("SELECT {ROWS}\0").as_bytes());
 }
 
+/// Wait until backend `pid` has exited.
+fn wait_until_gone(pg: &PgServer, pid: i32, what: &str) {
+    let deadline = Instant::now() + TIMEOUT;
+    while !pg
+        .psql(&format!(
+            "SELECT count(*) FROM pg_stat_activity WHERE pid = {pid}"
+        ))
+        .trim()
+        .eq("0")
+    {
+        assert!(
+            Instant::now() < deadline,
+            "{what}: backend {pid} is still there"
+        );
+        thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// A client that vanishes while the proxy is blocked sending it a large result (its socket
+/// closed with unread data, so the proxy's send fails): the connection ends on both sides,
+/// and the other connection of the same relay thread goes on.
+#[test]
+fn a_client_gone_in_the_middle_of_a_stalled_result_ends_its_connection() {
+    let pg = PgServer::start();
+    let proxy = ProxyHandle::start(pg.port());
+    let mut other = RawConn::connect(proxy.port());
+    other.startup("postgres", "app");
+    let mut stalled = RawConn::connect(proxy.port());
+    let pid = backend_pid(&stalled.startup("postgres", "app"));
+    stalled.send(&frame(
+        b'Q',
+        b"SELECT i, repeat('x', 90) FROM generate_series(1, 400000) i\0",
+    ));
+    wait_until_blocked_writing(&pg, pid);
+    drop(stalled);
+    wait_until_gone(&pg, pid, "the vanished client's connection");
+    proxy.wait_for_closed(1, TIMEOUT);
+    other.send(&frame(b'Q', b"SELECT 42\0"));
+    let mut tags = Vec::new();
+    while let Some((tag, body)) = other.read_message().expect("the other client failed") {
+        tags.push(tag);
+        if tag == b'D' {
+            assert!(body.ends_with(b"42"), "{body:?}");
+        }
+        if tag == b'Z' {
+            break;
+        }
+    }
+    assert_eq!(tags, b"TDCZ");
+    assert_eq!(proxy.stats().client_connections.load(Ordering::Relaxed), 1);
+}
+
+/// Shutdown cuts a connection whose result is stalled on a client that does not read (the
+/// proxy is blocked sending to it) once the grace period is over: `serve` returns, and the
+/// backend ends.
+#[test]
+fn shutdown_cuts_a_connection_stalled_on_a_large_result() {
+    let pg = PgServer::start();
+    let proxy = ProxyHandle::start(pg.port());
+    let mut stalled = RawConn::connect(proxy.port());
+    let pid = backend_pid(&stalled.startup("postgres", "app"));
+    stalled.send(&frame(
+        b'Q',
+        b"SELECT i, repeat('x', 90) FROM generate_series(1, 400000) i\0",
+    ));
+    wait_until_blocked_writing(&pg, pid);
+    let started = Instant::now();
+    proxy.shutdown().expect("serve failed");
+    let took = started.elapsed();
+    // The test configuration's grace is 2 s.
+    assert!(
+        took >= Duration::from_millis(1900),
+        "cut after {took:?}, before the grace"
+    );
+    assert!(took < Duration::from_secs(6), "shutdown took {took:?}");
+    wait_until_gone(&pg, pid, "the cut connection");
+    drop(stalled);
+}
+
 /// Send 8-byte encryption requests (`codes`) and read the one-byte answer to each, then log
 /// in unencrypted.
 fn encryption_answers(port: u16, codes: &[u32]) -> Vec<u8> {
