@@ -371,8 +371,13 @@ impl Loop {
     /// End every connection (shutdown).
     fn end_all(&mut self) {
         for slot in 0..self.conns.len() {
-            if self.conns.get(slot).is_some_and(|c| c.ending.is_none()) {
-                tracing::debug!("connection cut at shutdown");
+            if let Some(id) = self
+                .conns
+                .get(slot)
+                .filter(|c| c.ending.is_none())
+                .map(|c| c.id)
+            {
+                tracing::debug!(id, "connection cut at shutdown");
                 self.end(slot, End::Eof);
             }
         }
