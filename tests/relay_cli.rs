@@ -2201,16 +2201,38 @@ fn wait_event(pg: &PgServer, pid: i32) -> String {
     .to_owned()
 }
 
-/// Wait until backend `pid` is blocked writing to its client (the proxy).
-fn wait_until_blocked_writing(pg: &PgServer, pid: i32) {
+/// Poll `done` every 10 ms until it holds; panics with `what` after [`TIMEOUT`].
+fn poll_until(what: &str, mut done: impl FnMut() -> bool) {
     let deadline = Instant::now() + TIMEOUT;
-    while wait_event(pg, pid) != "ClientWrite" {
-        assert!(
-            Instant::now() < deadline,
-            "the server never blocked writing to the proxy"
-        );
+    while !done() {
+        assert!(Instant::now() < deadline, "timed out: {what}");
         thread::sleep(Duration::from_millis(10));
     }
+}
+
+/// Wait until backend `pid` is blocked writing to its client (the proxy).
+fn wait_until_blocked_writing(pg: &PgServer, pid: i32) {
+    poll_until("the server never blocked writing to the proxy", || {
+        wait_event(pg, pid) == "ClientWrite"
+    });
+}
+
+/// Rows of about 100 bytes each in the stalled-client tests: 400 000 of them, about 40 MB,
+/// are more than the kernel's socket buffers on both sides of the proxy.
+const STALLED_ROWS: usize = 400_000;
+
+/// A connection through `proxy` that asked for a large result and reads none of it, once the
+/// server is blocked writing to the proxy (which is blocked writing to this client); with its
+/// backend's pid.
+fn stalled_on_a_large_result(pg: &PgServer, proxy: &ProxyHandle) -> (RawConn, i32) {
+    let mut stalled = RawConn::connect(proxy.port());
+    let pid = backend_pid(&stalled.startup("postgres", "app"));
+    stalled.send(&frame(
+        b'Q',
+        format!("SELECT i, repeat('x', 90) FROM generate_series(1, {STALLED_ROWS}) i\0").as_bytes(),
+    ));
+    wait_until_blocked_writing(pg, pid);
+    (stalled, pid)
 }
 
 /// A malformed frame arrives while the proxy is busy writing a large result to a client that
@@ -2255,15 +2277,7 @@ fn malformed_frame_during_a_large_result_never_splices_into_a_message() {
 fn a_client_that_stops_reading_stalls_only_its_own_connection() {
     let pg = PgServer::start();
     let proxy = ProxyHandle::start(pg.port());
-    let mut stalled = RawConn::connect(proxy.port());
-    let pid = backend_pid(&stalled.startup("postgres", "app"));
-    // About 40 MB of rows: more than the kernel's socket buffers on both sides of the proxy.
-    const ROWS: usize = 400_000;
-    stalled.send(&frame(
-        b'Q',
-        format!("SELECT i, repeat('x', 90) FROM generate_series(1, {ROWS}) i\0").as_bytes(),
-    ));
-    wait_until_blocked_writing(&pg, pid);
+    let (mut stalled, pid) = stalled_on_a_large_result(&pg, &proxy);
 
     let mut other = RawConn::connect(proxy.port());
     other.startup("postgres", "app");
@@ -2304,7 +2318,7 @@ fn a_client_that_stops_reading_stalls_only_its_own_connection() {
             next += 1;
         }
     }
-    assert_eq!(next - 1, ROWS);
+    assert_eq!(next - 1, STALLED_ROWS);
     let tags: Vec<u8> = messages
         .iter()
         .map(|(t, _)| *t)
@@ -2312,25 +2326,21 @@ fn a_client_that_stops_reading_stalls_only_its_own_connection() {
         .collect();
     assert_eq!(tags, b"TCZ", "{:?}", String::from_utf8_lossy(&tags));
     let complete = &messages[messages.len() - 2].1;
-    assert_eq!(complete.as_slice(), format!("SELECT {ROWS}\0").as_bytes());
+    assert_eq!(
+        complete.as_slice(),
+        format!("SELECT {STALLED_ROWS}\0").as_bytes()
+    );
 }
 
 /// Wait until backend `pid` has exited.
 fn wait_until_gone(pg: &PgServer, pid: i32, what: &str) {
-    let deadline = Instant::now() + TIMEOUT;
-    while !pg
-        .psql(&format!(
+    poll_until(&format!("{what}: backend {pid} is still there"), || {
+        pg.psql(&format!(
             "SELECT count(*) FROM pg_stat_activity WHERE pid = {pid}"
         ))
         .trim()
-        .eq("0")
-    {
-        assert!(
-            Instant::now() < deadline,
-            "{what}: backend {pid} is still there"
-        );
-        thread::sleep(Duration::from_millis(10));
-    }
+            == "0"
+    });
 }
 
 /// A client that vanishes while the proxy is blocked sending it a large result (its socket
@@ -2342,13 +2352,7 @@ fn a_client_gone_in_the_middle_of_a_stalled_result_ends_its_connection() {
     let proxy = ProxyHandle::start(pg.port());
     let mut other = RawConn::connect(proxy.port());
     other.startup("postgres", "app");
-    let mut stalled = RawConn::connect(proxy.port());
-    let pid = backend_pid(&stalled.startup("postgres", "app"));
-    stalled.send(&frame(
-        b'Q',
-        b"SELECT i, repeat('x', 90) FROM generate_series(1, 400000) i\0",
-    ));
-    wait_until_blocked_writing(&pg, pid);
+    let (stalled, pid) = stalled_on_a_large_result(&pg, &proxy);
     drop(stalled);
     wait_until_gone(&pg, pid, "the vanished client's connection");
     proxy.wait_for_closed(1, TIMEOUT);
@@ -2374,13 +2378,7 @@ fn a_client_gone_in_the_middle_of_a_stalled_result_ends_its_connection() {
 fn shutdown_cuts_a_connection_stalled_on_a_large_result() {
     let pg = PgServer::start();
     let proxy = ProxyHandle::start(pg.port());
-    let mut stalled = RawConn::connect(proxy.port());
-    let pid = backend_pid(&stalled.startup("postgres", "app"));
-    stalled.send(&frame(
-        b'Q',
-        b"SELECT i, repeat('x', 90) FROM generate_series(1, 400000) i\0",
-    ));
-    wait_until_blocked_writing(&pg, pid);
+    let (stalled, pid) = stalled_on_a_large_result(&pg, &proxy);
     let started = Instant::now();
     proxy.shutdown().expect("serve failed");
     let took = started.elapsed();
