@@ -55,11 +55,10 @@ const JOBS_PER_TURN: usize = 256;
 /// on them (leaking their buffers rather than freeing memory the kernel may still write).
 const EXIT_WAIT: Duration = Duration::from_secs(5);
 
-// `user_data` of an operation: `slot << 3 | OP`.
+// `user_data` of an operation: `slot << 3 | OP`. A direction's send is its recv's OP + 1:
+// 1 sends to the server, 3 to the client.
 const FRONT_RECV: u64 = 0; // from the client
-const FRONT_SEND: u64 = 1; // to the server
 const BACK_RECV: u64 = 2; // from the server
-const BACK_SEND: u64 = 3; // to the client
 const CANCEL: u64 = 4;
 const WAKE: u64 = u64::MAX;
 
@@ -328,9 +327,15 @@ struct Way<'a> {
     linked: &'a mut bool,
     src: i32,
     dst: i32,
+    /// The op of its recv (`FRONT_RECV` or `BACK_RECV`); its send's is the next one.
     recv: u64,
-    send: u64,
     max_frame: usize,
+}
+
+impl Way<'_> {
+    fn send(&self) -> u64 {
+        self.recv + 1
+    }
 }
 
 impl Loop {
@@ -394,7 +399,7 @@ impl Loop {
         let outcome = if ending {
             // Only the bytes a cancelled send still delivered are counted (they decide
             // whether the client may be sent an error at a message boundary).
-            if kind == way.send && result > 0 {
+            if kind == way.send() && result > 0 {
                 way.pump.sent(result as usize);
             }
             Ok(false)
@@ -408,6 +413,12 @@ impl Loop {
             Ok(false) => {}
             Err(end) => return self.end(slot, end),
         }
+        self.finish_if_idle(slot);
+    }
+
+    /// Close connection `slot` if nothing of it is in flight any more (it ended, or its next
+    /// operation could not be queued).
+    fn finish_if_idle(&mut self, slot: usize) {
         if self.conns.get(slot).is_some_and(|c| c.inflight == 0) {
             if let Some(conn) = self.conns.remove(slot) {
                 conn.finish();
@@ -422,22 +433,9 @@ impl Loop {
             return;
         };
         let (mut way, _) = way(conn, kind);
-        let (entries, count) = match next(&mut way, op(slot, 0)) {
-            Ok(next) => next,
-            Err(end) => return self.end(slot, end),
-        };
-        let mut queued = 0;
-        for entry in &entries[..count] {
-            // SAFETY: the entries point into this direction's buffer, which is boxed with the
-            // connection, and is neither moved (`make_room` runs only with nothing in flight)
-            // nor touched by this thread until their completions arrive; a connection is freed
-            // only when nothing of it is in flight.
-            if unsafe { self.ring.push(entry) } {
-                queued += 1;
-            }
-        }
-        if let Some(conn) = self.conns.get(slot) {
-            conn.inflight += queued;
+        match next(&mut way, op(slot, 0), &mut self.ring) {
+            Ok(queued) => conn.inflight += queued,
+            Err(end) => self.end(slot, end),
         }
     }
 
@@ -447,41 +445,39 @@ impl Loop {
             return;
         };
         conn.ending = Some(end);
-        if conn.inflight == 0 {
-            if let Some(conn) = self.conns.remove(slot) {
-                conn.finish();
-            }
-            return;
+        if conn.inflight > 0 {
+            let (client, upstream) = (conn.client.as_raw_fd(), conn.upstream.as_raw_fd());
+            self.ring.cancel(client, slot);
+            self.ring.cancel(upstream, slot);
         }
-        let (client, upstream) = (conn.client.as_raw_fd(), conn.upstream.as_raw_fd());
-        self.ring.cancel(client, slot);
-        self.ring.cancel(upstream, slot);
+        self.finish_if_idle(slot);
     }
 }
 
 /// The direction operation `kind` of `conn` belongs to, and the connection's tracker.
 fn way(conn: &mut Conn, kind: u64) -> (Way<'_>, &mut Tracker) {
     let (client, upstream) = (conn.client.as_raw_fd(), conn.upstream.as_raw_fd());
-    let way = if kind == FRONT_RECV || kind == FRONT_SEND {
-        Way {
-            pump: &mut conn.front,
-            linked: &mut conn.front_linked,
-            src: client,
-            dst: upstream,
-            recv: FRONT_RECV,
-            send: FRONT_SEND,
-            max_frame: conn.max_message,
-        }
+    let (pump, linked, src, dst, recv, max_frame) = if kind < BACK_RECV {
+        let front = (&mut conn.front, &mut conn.front_linked);
+        (
+            front.0,
+            front.1,
+            client,
+            upstream,
+            FRONT_RECV,
+            conn.max_message,
+        )
     } else {
-        Way {
-            pump: &mut conn.back,
-            linked: &mut conn.back_linked,
-            src: upstream,
-            dst: client,
-            recv: BACK_RECV,
-            send: BACK_SEND,
-            max_frame: usize::MAX,
-        }
+        let back = (&mut conn.back, &mut conn.back_linked);
+        (back.0, back.1, upstream, client, BACK_RECV, usize::MAX)
+    };
+    let way = Way {
+        pump,
+        linked,
+        src,
+        dst,
+        recv,
+        max_frame,
     };
     (way, &mut conn.tracker)
 }
@@ -523,35 +519,43 @@ fn sent(way: &mut Way<'_>, result: i32) -> Result<bool, End> {
     Ok(!*way.linked)
 }
 
-/// The entries that move direction `way` on (its send, with the next recv linked when the
-/// buffer allows; or its recv), with `base` the slot's `user_data`.
-fn next(way: &mut Way<'_>, base: u64) -> Result<([squeue::Entry; 2], usize), End> {
+/// Queue what moves direction `way` on: its send, with the next recv linked when the buffer
+/// allows, or its recv; `base` is the slot's `user_data`. Returns how many were queued.
+fn next(way: &mut Way<'_>, base: u64, ring: &mut Ring) -> Result<u32, End> {
+    let send_op = way.send();
     let pump = &mut *way.pump;
+    let mut entries = [None, None];
     if pump.ready > 0 {
         let link = pump.malformed.is_none() && room_stays(pump);
         let unsent = pump.unsent();
         let send = opcode::Send::new(types::Fd(way.dst), unsent.as_ptr(), unsent.len() as u32)
             .flags(libc::MSG_NOSIGNAL | libc::MSG_WAITALL)
             .build()
-            .user_data(base | way.send);
+            .user_data(base | send_op);
         *way.linked = link;
-        if !link {
-            return Ok(([send, opcode::Nop::new().build()], 1));
+        if link {
+            entries[0] = Some(send.flags(squeue::Flags::IO_LINK));
+            entries[1] = Some(recv_entry(pump, way.src, base | way.recv));
+        } else {
+            entries[0] = Some(send);
         }
-        let send = send.flags(squeue::Flags::IO_LINK);
-        return Ok(([send, recv_entry(pump, way.src, base | way.recv)], 2));
-    }
-    if let Some(why) = pump.malformed {
+    } else if let Some(why) = pump.malformed {
         return Err(End::Malformed(pump.dir, why));
+    } else {
+        pump.make_room();
+        entries[0] = Some(recv_entry(pump, way.src, base | way.recv));
     }
-    pump.make_room();
-    Ok((
-        [
-            recv_entry(pump, way.src, base | way.recv),
-            opcode::Nop::new().build(),
-        ],
-        1,
-    ))
+    let mut queued = 0;
+    for entry in entries.iter().flatten() {
+        // SAFETY: the entries point into this direction's buffer, which is boxed with the
+        // connection, and is neither moved (`make_room` runs only with nothing in flight) nor
+        // touched by this thread until their completions arrive; a connection is freed only
+        // when nothing of it is in flight.
+        if unsafe { ring.push(entry) } {
+            queued += 1;
+        }
+    }
+    Ok(queued)
 }
 
 fn recv_entry(pump: &mut Pump, fd: i32, user_data: u64) -> squeue::Entry {
