@@ -11,6 +11,8 @@
 # Usage: bench/relay.sh [--quick] [--help]
 #   env ROUNDS (5)  DURATION (10 s)  SCALE (10)  PGSCOPE_BIN  PGSCOPE_ARGS  PGSCOPE_SKIP=1  OUT_DIR
 #       QUIET_WAIT (30 s): before each run, wait up to this long while a compiler runs (0: never)
+#       BACKENDS (fresh): every run starts on new PostgreSQL backends, for every target (pgbouncer
+#                         is told to RECONNECT first); "kept" lets pgbouncer keep its warm backends
 #   --quick                 ROUNDS=1 DURATION=3 (smoke check)
 #   --dev-fake-pgscope      (development of this script only) run a SECOND pgbouncer in
 #                           pgscope's column instead of pgscope; its numbers mean nothing about pgscope
@@ -35,9 +37,11 @@ SCALE=${SCALE:-10}
 PGSCOPE_SKIP=${PGSCOPE_SKIP:-0}
 PGSCOPE_ARGS=${PGSCOPE_ARGS:-}
 QUIET_WAIT=${QUIET_WAIT:-30}
+BACKENDS=${BACKENDS:-fresh}
 [[ $ROUNDS =~ ^[1-9][0-9]*$ ]] || { echo "relay.sh: ROUNDS must be a positive integer" >&2; exit 2; }
 [[ $DURATION =~ ^[1-9][0-9]*$ ]] || { echo "relay.sh: DURATION must be whole seconds" >&2; exit 2; }
 [[ $QUIET_WAIT =~ ^[0-9]+$ ]] || { echo "relay.sh: QUIET_WAIT must be whole seconds" >&2; exit 2; }
+[[ $BACKENDS == fresh || $BACKENDS == kept ]] || { echo "relay.sh: BACKENDS must be fresh or kept" >&2; exit 2; }
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 PGBIN=$(pg_config --bindir 2>/dev/null || echo /usr/lib/postgresql/15/bin)
@@ -221,6 +225,7 @@ listen_port = $port
 unix_socket_dir =
 auth_type = trust
 auth_file = $dir/userlist.txt
+admin_users = $PG_USER
 pool_mode = session
 max_client_conn = 200
 default_pool_size = 64
@@ -242,6 +247,7 @@ EOF
 BOUNCER_PORT=$(free_port)
 start_pgbouncer pgbouncer "$BOUNCER_PORT"
 BOUNCER_PID=$LAST_PID
+BOUNCER_PORTS=("$BOUNCER_PORT")
 log "pgbouncer $("$PGBOUNCER" --version 2>/dev/null | head -1 | awk '{print $NF}') (session mode) on 127.0.0.1:$BOUNCER_PORT, pid $BOUNCER_PID"
 
 TARGETS=(direct pgbouncer)
@@ -254,6 +260,7 @@ if [[ $SCOPE_ON == 1 ]]; then
         log "DEV MODE: a second pgbouncer stands in for pgscope — its column says nothing about pgscope"
         start_pgbouncer pgscope "$SCOPE_PORT"
         SCOPE_PID=$LAST_PID
+        BOUNCER_PORTS+=("$SCOPE_PORT")
         SCOPE_ID="(dev mode: second pgbouncer, not pgscope)"
     else
         HTTP_PORT=$(free_port)
@@ -313,6 +320,34 @@ cpu_ticks() {   # utime+stime of a process (all its threads), in clock ticks; em
 foreign_load() {   # compilers etc. that would distort the measurement
     ps -eo comm= 2>/dev/null | awk '$1 ~ /^(rustc|cargo|cc1|cc1plus|collect2|ld|ld\.lld|ld\.gold|mold)$/ {n++} END {print n+0}'
 }
+# A backend's first touch of each shared-buffer page is a page fault in that process (fork does
+# not copy the page tables of shared memory): a new backend pays about one fault per page it
+# reads, 100 000 faults in a 6-second run at 32 clients, about 3% of that run's CPU. Direct and
+# pgscope runs always start on new backends; pgbouncer keeps its server connections from one run
+# to the next, so without this its runs after the first start warm. BACKENDS=fresh (the default)
+# closes them first (RECONNECT: close each server connection once released) so that every run
+# of every target starts alike, and waits until no client backend is left from the previous
+# run, whose exit would otherwise run into the next measurement.
+fresh_backends() {
+    local port waited=0 n keep
+    while :; do
+        keep=0
+        for port in "${BOUNCER_PORTS[@]}"; do
+            if [[ $BACKENDS == fresh ]]; then
+                "$PSQL" -h 127.0.0.1 -p "$port" -U "$PG_USER" -d pgbouncer -XAtq -c RECONNECT >/dev/null \
+                    || die "pgbouncer RECONNECT failed on port $port"
+            else   # kept: pgbouncer's own backends stay; wait for the others only
+                keep=$(( keep + $("$PSQL" -h 127.0.0.1 -p "$port" -U "$PG_USER" -d pgbouncer -XAtq \
+                    -c 'SHOW SERVERS' | grep -c . || true) ))
+            fi
+        done
+        n=$("$PSQL" -h 127.0.0.1 -p "$PG_PORT" -U "$PG_USER" -d "$DB" -XAtq -c \
+            "SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend' AND pid <> pg_backend_pid()")
+        (( n <= keep )) && return
+        (( waited < 100 )) || die "$(( n - keep )) client backend(s) still open 10 s after the previous run"
+        sleep 0.1; waited=$(( waited + 1 ))
+    done
+}
 reset_tpcb() {   # what pgbench does before a TPC-B run without -n, done outside the measurement
     "$PSQL" -h 127.0.0.1 -p "$PG_PORT" -U "$PG_USER" -d "$DB" -XAtq \
         -c 'VACUUM pgbench_branches' -c 'VACUUM pgbench_tellers' -c 'TRUNCATE pgbench_history' >/dev/null
@@ -337,6 +372,7 @@ for (( r = 1; r <= ROUNDS; r++ )); do
             t=${TARGETS[$(( (r - 1 + w + k) % NT ))]}
             run=$(( run + 1 ))
             [[ $wname == tpcb-* ]] && reset_tpcb
+            fresh_backends
             waited=0
             while (( waited < QUIET_WAIT )) && [[ $(foreign_load) != 0 ]]; do sleep 1; waited=$(( waited + 1 )); done
             pid=${PID_OF[$t]}
@@ -377,6 +413,11 @@ echo
 echo "pgscope relay benchmark — $(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) cores, load now $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "  pgbench -n -j 2 -T $DURATION, scale $SCALE, $ROUNDS round(s), targets interleaved in rotating order"
 echo "  PostgreSQL $("$PGBIN/postgres" --version | awk '{print $3}') (fsync=off), pgbouncer $("$PGBOUNCER" --version 2>/dev/null | head -1 | awk '{print $NF}') session mode"
+if [[ $BACKENDS == fresh ]]; then
+    echo "  every run starts on new backends (pgbouncer told to RECONNECT before each run)"
+else
+    echo "  BACKENDS=kept: pgbouncer's runs reuse the warm backends of its earlier runs"
+fi
 [[ $SCOPE_ON == 1 ]] && echo "  pgscope: $SCOPE_ID${PGSCOPE_ARGS:+ args: $PGSCOPE_ARGS}"
 [[ $SCOPE_ON == 0 ]] && echo "  pgscope: skipped (PGSCOPE_SKIP=1)"
 echo
