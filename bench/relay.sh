@@ -330,17 +330,20 @@ foreign_load() {   # compilers etc. that would distort the measurement
 # run, whose exit would otherwise run into the next measurement.
 fresh_backends() {
     local port waited=0 n keep
-    while :; do
-        keep=0
+    if [[ $BACKENDS == fresh ]]; then
         for port in "${BOUNCER_PORTS[@]}"; do
-            if [[ $BACKENDS == fresh ]]; then
-                "$PSQL" -h 127.0.0.1 -p "$port" -U "$PG_USER" -d pgbouncer -XAtq -c RECONNECT >/dev/null \
-                    || die "pgbouncer RECONNECT failed on port $port"
-            else   # kept: pgbouncer's own backends stay; wait for the others only
+            "$PSQL" -h 127.0.0.1 -p "$port" -U "$PG_USER" -d pgbouncer -XAtq -c RECONNECT >/dev/null \
+                || die "pgbouncer RECONNECT failed on port $port"
+        done
+    fi
+    while :; do
+        keep=0   # BACKENDS=kept: pgbouncer's own backends stay; wait for the others only
+        if [[ $BACKENDS == kept ]]; then
+            for port in "${BOUNCER_PORTS[@]}"; do
                 keep=$(( keep + $("$PSQL" -h 127.0.0.1 -p "$port" -U "$PG_USER" -d pgbouncer -XAtq \
                     -c 'SHOW SERVERS' | grep -c . || true) ))
-            fi
-        done
+            done
+        fi
         n=$("$PSQL" -h 127.0.0.1 -p "$PG_PORT" -U "$PG_USER" -d "$DB" -XAtq -c \
             "SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend' AND pid <> pg_backend_pid()")
         (( n <= keep )) && return
