@@ -458,18 +458,23 @@ impl Loop {
 fn way(conn: &mut Conn, kind: u64) -> (Way<'_>, &mut Tracker) {
     let (client, upstream) = (conn.client.as_raw_fd(), conn.upstream.as_raw_fd());
     let (pump, linked, src, dst, recv, max_frame) = if kind < BACK_RECV {
-        let front = (&mut conn.front, &mut conn.front_linked);
         (
-            front.0,
-            front.1,
+            &mut conn.front,
+            &mut conn.front_linked,
             client,
             upstream,
             FRONT_RECV,
             conn.max_message,
         )
     } else {
-        let back = (&mut conn.back, &mut conn.back_linked);
-        (back.0, back.1, upstream, client, BACK_RECV, usize::MAX)
+        (
+            &mut conn.back,
+            &mut conn.back_linked,
+            upstream,
+            client,
+            BACK_RECV,
+            usize::MAX,
+        )
     };
     let way = Way {
         pump,
