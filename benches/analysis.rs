@@ -160,13 +160,10 @@ fn analyzer(c: &mut Criterion) {
     let base = (Instant::now(), SystemTime::now());
     let texts: Vec<SqlText> = (0..1024)
         .map(|i| {
-            SqlText::new(
-                format!(
-                    "SELECT abalance FROM pgbench_accounts WHERE aid = {};",
-                    i * 977
-                )
-                .into(),
-            )
+            SqlText::new(&format!(
+                "SELECT abalance FROM pgbench_accounts WHERE aid = {};",
+                i * 977
+            ))
         })
         .collect();
     g.bench_function("simple_select", |b| {
@@ -181,7 +178,7 @@ fn analyzer(c: &mut Criterion) {
             a.execution(registry, e, out);
         })
     });
-    let prepared = SqlText::new("SELECT abalance FROM pgbench_accounts WHERE aid = $1;".into());
+    let prepared = SqlText::new("SELECT abalance FROM pgbench_accounts WHERE aid = $1;");
     g.bench_function("extended_select", |b| {
         analyze(b, |a, registry, i, out| {
             let mut e = execution(&prepared, Protocol::Extended, i & 7, base, i);
@@ -205,7 +202,7 @@ fn analyzer(c: &mut Criterion) {
                 "END;".to_string(),
             ]
             .into_iter()
-            .map(|t| SqlText::new(t.into()))
+            .map(|t| SqlText::new(&t))
             .collect()
         })
         .collect();

@@ -7,7 +7,6 @@
 //! with and without sqlcommenter comments, so the rules can be changed with confidence: every
 //! view's expected findings must come out exactly, and nothing else.
 
-use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use pgscope::observe::{Analyzer, Burst, Registry};
@@ -119,7 +118,7 @@ fn replay(view: &Value, driver: &str, comments: bool) -> Vec<Burst> {
             };
             let e = Execution {
                 connection_id: connection,
-                sql: SqlText::new(Arc::from(sql.as_str())),
+                sql: SqlText::new(&sql),
                 protocol,
                 named_statement: false,
                 started: clock,

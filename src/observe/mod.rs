@@ -26,7 +26,7 @@ use std::time::Duration;
 use xxhash_rust::xxh3::{xxh3_64, xxh3_64_with_seed};
 
 use crate::fingerprint::{self, Context};
-use crate::proxy::{Execution, ExecutionSink, Protocol, SinkFactory};
+use crate::proxy::{Execution, ExecutionSink, Protocol, SinkFactory, SqlText};
 pub use nplusone::{Burst, ConnDetector, Finding, Findings, Shape};
 pub use registry::{Description, Kind, Registry, Sample, Stats};
 
@@ -249,9 +249,9 @@ impl Worker {
 /// replay recorded traffic through another.
 pub struct Analyzer {
     threshold: u64,
-    /// Prepared-statement text (by address and range) → what it fingerprinted to. Each entry
-    /// keeps its `Arc` alive, so an address cannot be reused for another text while cached.
-    texts: Map<(usize, usize, usize), (Arc<str>, Fingerprinted)>,
+    /// Prepared-statement text (by its place in memory) → what it fingerprinted to. Each entry
+    /// keeps its text alive, so the place cannot be taken by another text while cached.
+    texts: Map<(usize, usize), (SqlText, Fingerprinted)>,
     shapes: Map<u64, Arc<Shape>>,
     detectors: Map<u64, ConnDetector>,
     scratch: String,
@@ -353,11 +353,7 @@ impl Analyzer {
         if e.protocol != Protocol::Extended {
             return self.normalize(sql);
         }
-        let key = (
-            Arc::as_ptr(e.sql.shared()) as *const u8 as usize,
-            sql.as_ptr() as usize,
-            sql.len(),
-        );
+        let key = e.sql.place();
         if let Some((_, fp)) = self.texts.get(&key) {
             return fp.clone();
         }
@@ -365,7 +361,7 @@ impl Analyzer {
         if self.texts.len() >= TEXT_CACHE {
             self.texts.clear();
         }
-        self.texts.insert(key, (e.sql.shared().clone(), fp.clone()));
+        self.texts.insert(key, (e.sql.clone(), fp.clone()));
         fp
     }
 

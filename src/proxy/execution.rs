@@ -2,58 +2,74 @@
 //! [`ExecutionSink`] trait through which it reports them.
 //!
 //! An `Execution` is built on the relay's hot path, so it holds no per-statement heap
-//! allocation of its own: the SQL text is shared (`Arc<str>`) with the prepared statement or the
-//! simple Query it came from, and the command tag and SQLSTATE are stored inline.
+//! allocation of its own: the SQL text is shared ([`SqlText`]) with the prepared statement or
+//! the simple Query it came from, and the command tag and SQLSTATE are stored inline.
 
 use std::fmt;
 use std::ops::Range;
-use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
-/// The text of one statement: a range inside a shared SQL string.
+use bytes::{Bytes, BytesMut};
+
+/// The text of one statement: valid UTF-8 in a shared, immutable buffer.
 ///
-/// A simple Query message may hold several statements; each of its executions points at its
-/// own part of the one shared text, so splitting costs no copy.
+/// Cloning or slicing shares the buffer (one atomic increment, no copy). A simple Query may
+/// hold several statements; each of its executions points at its own part of the Query's text.
+/// The tracker writes a connection's Query texts one after another into one buffer
+/// ([`SqlText::append`]), so that a Query costs no allocation of its own.
 #[derive(Clone)]
-pub struct SqlText {
-    text: Arc<str>,
-    range: Range<u32>,
-}
+pub struct SqlText(Bytes);
 
 impl SqlText {
-    /// The whole of `text`.
-    pub fn new(text: Arc<str>) -> Self {
-        let end = text.len().min(u32::MAX as usize) as u32;
-        SqlText {
-            text,
-            range: 0..end,
-        }
+    /// A copy of `text` in a buffer of its own.
+    pub fn new(text: &str) -> Self {
+        SqlText(Bytes::copy_from_slice(text.as_bytes()))
     }
 
-    /// The part `range` (byte offsets, on char boundaries) of `text`.
-    pub fn slice(text: Arc<str>, range: Range<usize>) -> Self {
-        debug_assert!(text.is_char_boundary(range.start) && text.is_char_boundary(range.end));
-        SqlText {
-            text,
-            range: range.start as u32..range.end as u32,
+    /// A text that lives as long as the program (nothing is allocated).
+    pub const fn from_static(text: &'static str) -> Self {
+        SqlText(Bytes::from_static(text.as_bytes()))
+    }
+
+    /// A copy of `text` written at the end of `arena`, which shares its buffer with the texts
+    /// written into it before. Only when the buffer is full (or `text` is larger than it) is a
+    /// new one of at least `chunk` bytes allocated; a full buffer whose texts have all been
+    /// dropped is reused.
+    pub fn append(arena: &mut BytesMut, text: &str, chunk: usize) -> Self {
+        if arena.capacity() < text.len() {
+            arena.reserve(text.len().max(chunk));
         }
+        arena.extend_from_slice(text.as_bytes());
+        SqlText(arena.split().freeze())
+    }
+
+    /// The part `range` (byte offsets, on char boundaries) of the text.
+    pub fn slice(&self, range: Range<usize>) -> Self {
+        let s = self.as_str();
+        assert!(s.is_char_boundary(range.start) && s.is_char_boundary(range.end));
+        SqlText(self.0.slice(range))
     }
 
     /// The statement's text.
     pub fn as_str(&self) -> &str {
-        &self.text[self.range.start as usize..self.range.end as usize]
+        // SAFETY: every constructor takes the bytes of a `&str`, and `slice` cuts at char
+        // boundaries only, so the bytes are valid UTF-8. (Validating again here would scan
+        // the text on every use, on the relay and the observer threads.)
+        unsafe { std::str::from_utf8_unchecked(&self.0) }
     }
 
-    /// The shared string this statement is part of.
-    pub fn shared(&self) -> &Arc<str> {
-        &self.text
+    /// Where the text is in memory: its address and length. While a clone is kept, no other
+    /// text can have the same place (shared buffers are never written again), so the place
+    /// identifies the text without comparing bytes.
+    pub fn place(&self) -> (usize, usize) {
+        (self.0.as_ptr() as usize, self.0.len())
     }
 }
 
 impl fmt::Debug for SqlText {
     // Never print literals in Debug output by accident: this is the raw, un-normalized text.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "SqlText({} bytes)", self.range.end - self.range.start)
+        write!(f, "SqlText({} bytes)", self.0.len())
     }
 }
 
@@ -288,9 +304,54 @@ mod tests {
 
     #[test]
     fn sql_text_slices() {
-        let shared: Arc<str> = Arc::from("SELECT 1; SELECT 2");
-        let s = SqlText::slice(shared.clone(), 10..18);
+        let whole = SqlText::new("SELECT 1; SELECT 2");
+        let s = whole.slice(10..18);
         assert_eq!(s.as_str(), "SELECT 2");
+        assert_eq!(s.place().0, whole.place().0 + 10);
         assert_eq!(format!("{s:?}"), "SqlText(8 bytes)");
+        assert_eq!(SqlText::from_static("SELECT 3").as_str(), "SELECT 3");
+    }
+
+    #[test]
+    #[should_panic]
+    fn sql_text_is_never_cut_inside_a_character() {
+        SqlText::new("SELECT 'é'").slice(0..9);
+    }
+
+    #[test]
+    fn appended_texts_share_a_buffer_until_it_is_full() {
+        let mut arena = BytesMut::new();
+        let a = SqlText::append(&mut arena, "SELECT 1", 64);
+        let b = SqlText::append(&mut arena, "SELECT 'é'", 64);
+        assert_eq!((a.as_str(), b.as_str()), ("SELECT 1", "SELECT 'é'"));
+        // One after the other in one buffer.
+        assert_eq!(b.place().0, a.place().0 + a.place().1);
+        // A text larger than the rest of the buffer goes to a new one, and a larger text than
+        // the chunk gets a buffer of its size.
+        let long = "x".repeat(100);
+        let c = SqlText::append(&mut arena, &long, 64);
+        assert_eq!(c.as_str(), long);
+        assert_ne!(c.place().0, b.place().0 + b.place().1);
+        let d = SqlText::append(&mut arena, "SELECT 4", 64);
+        assert_eq!(d.as_str(), "SELECT 4");
+        // The earlier texts were not touched.
+        assert_eq!((a.as_str(), b.as_str()), ("SELECT 1", "SELECT 'é'"));
+    }
+
+    #[test]
+    fn a_full_buffer_whose_texts_are_gone_is_reused() {
+        let mut arena = BytesMut::new();
+        let first = SqlText::append(&mut arena, &"a".repeat(40), 64);
+        let start = first.place().0;
+        let second = SqlText::append(&mut arena, &"b".repeat(20), 64);
+        drop((first, second));
+        // The buffer is full; with no text left in it, it is taken back instead of replaced.
+        let third = SqlText::append(&mut arena, &"c".repeat(30), 64);
+        assert_eq!(third.place().0, start);
+        assert_eq!(third.as_str(), "c".repeat(30));
+        // While a text is alive its buffer is never written again.
+        let fourth = SqlText::append(&mut arena, &"d".repeat(40), 64);
+        assert_ne!(fourth.place().0, start);
+        assert_eq!(third.as_str(), "c".repeat(30));
     }
 }

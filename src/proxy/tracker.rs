@@ -29,8 +29,8 @@
 //!
 //! The tracker is pure: it is fed frames and a clock, and is tested without sockets.
 
+use std::borrow::Cow;
 use std::collections::{HashMap, VecDeque};
-use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use bytes::BytesMut;
@@ -121,6 +121,11 @@ pub fn backend_needs_body(tag: u8) -> bool {
 
 const FUNCTION_CALL_SQL: &str = "fastpath function call";
 
+/// The size of the buffers a connection's simple-Query texts are written into, one after
+/// another ([`SqlText::append`]): a new one is allocated only when one is full and some of its
+/// texts are still with the observer. Most Django and pgbench statements take 50–1000 bytes.
+const QUERY_TEXTS_CHUNK: usize = 4096;
+
 /// A statement on its way: everything an [`Execution`] needs but the completion.
 #[derive(Clone)]
 struct Running {
@@ -189,6 +194,8 @@ impl Running {
 /// A simple Query: how far through its statements the server has got. The current statement's
 /// text is part of the whole Query's shared text.
 struct SimpleQuery {
+    /// The whole Query's text.
+    text: SqlText,
     /// Where the next statement's search starts.
     next: usize,
     current: Running,
@@ -198,7 +205,7 @@ struct SimpleQuery {
 /// A prepared statement (or the unnamed one): its text.
 #[derive(Clone)]
 struct Statement {
-    sql: Arc<str>,
+    sql: SqlText,
     named: bool,
 }
 
@@ -243,6 +250,8 @@ pub struct Tracker {
     skipping: bool,
     /// Scratch buffer for the messages decoded with pgwire.
     scratch: BytesMut,
+    /// Where the texts of simple Queries are written (see [`QUERY_TEXTS_CHUNK`]).
+    query_texts: BytesMut,
     desyncs: u64,
     /// When the server last completed a statement (or became idle).
     last_done: Option<Instant>,
@@ -264,6 +273,7 @@ impl Tracker {
             queue: VecDeque::new(),
             skipping: false,
             scratch: BytesMut::new(),
+            query_texts: BytesMut::new(),
             desyncs: 0,
             last_done: None,
             held: None,
@@ -317,7 +327,7 @@ impl Tracker {
             }
             b'S' => self.push(Pending::Sync),
             b'F' => self.push(Pending::FunctionCall(Running {
-                sql: SqlText::new(Arc::from(FUNCTION_CALL_SQL)),
+                sql: SqlText::from_static(FUNCTION_CALL_SQL),
                 protocol: Protocol::FunctionCall,
                 named_statement: false,
                 started: now,
@@ -332,15 +342,14 @@ impl Tracker {
         if self.skipping {
             return;
         }
-        let raw = wire::read_cstr(body);
-        let text: Arc<str> = match std::str::from_utf8(raw) {
-            Ok(s) => Arc::from(s),
-            Err(_) => Arc::from(String::from_utf8_lossy(raw).as_ref()),
-        };
-        self.note_deallocate(&text);
+        // Borrowed, not copied, unless the bytes are not UTF-8.
+        let raw: Cow<str> = String::from_utf8_lossy(wire::read_cstr(body));
+        self.note_deallocate(&raw);
+        let text = SqlText::append(&mut self.query_texts, &raw, QUERY_TEXTS_CHUNK);
         let mut next = 0;
-        let sql = statement_from(text, &mut next);
+        let sql = statement_from(&text, &mut next);
         self.push(Pending::Query(SimpleQuery {
+            text,
             next,
             current: Running {
                 sql,
@@ -371,7 +380,7 @@ impl Tracker {
                 let body = rest[at + 4..].trim().trim_end_matches(';').trim_end();
                 if !name.is_empty() && !body.is_empty() {
                     let sql = Statement {
-                        sql: Arc::from(body),
+                        sql: SqlText::new(body),
                         named: true,
                     };
                     self.statements.insert(Box::from(name.as_bytes()), sql);
@@ -409,7 +418,7 @@ impl Tracker {
         let current = self.statement(name);
         // Drivers that use the unnamed statement send the same Parse for every execution:
         // the statement stays what it is, with nothing to decode, copy or restore.
-        if current.is_some_and(|c| c.sql.as_bytes() == query) {
+        if current.is_some_and(|c| c.sql.as_str().as_bytes() == query) {
             self.push(Pending::Reparse {
                 name: Box::from(name),
             });
@@ -417,7 +426,7 @@ impl Tracker {
         }
         let previous = current.cloned();
         let sql = self.decode_parse(body).map(|text| Statement {
-            sql: Arc::from(text),
+            sql: SqlText::new(&text),
             named: !name.is_empty(),
         });
         match (&sql, name.is_empty()) {
@@ -488,7 +497,7 @@ impl Tracker {
                 self.portals.get(name)
             }?;
             Some(Running {
-                sql: SqlText::new(portal.statement.sql.clone()),
+                sql: portal.statement.sql.clone(),
                 protocol: Protocol::Extended,
                 named_statement: portal.statement.named,
                 started: now,
@@ -620,7 +629,7 @@ impl Tracker {
                 // The next statement starts now; the finished one's text moves into its
                 // execution.
                 let next = Running {
-                    sql: statement_from(q.current.sql.shared().clone(), &mut q.next),
+                    sql: statement_from(&q.text, &mut q.next),
                     started: now,
                     rows: 0,
                     ..q.current
@@ -760,7 +769,7 @@ fn record(
 /// A Parse or Bind that failed: the statement never ran, but the failure is the statement's.
 fn failed_before_execution(id: u64, s: &Statement, now: Clock, code: SqlState) -> Execution {
     Running {
-        sql: SqlText::new(s.sql.clone()),
+        sql: s.sql.clone(),
         protocol: Protocol::Extended,
         named_statement: s.named,
         started: now,
@@ -772,13 +781,13 @@ fn failed_before_execution(id: u64, s: &Statement, now: Clock, code: SqlState) -
 
 /// The statement of a simple Query's `text` found from `next` on, which moves past it. When
 /// the splitter finds no more statements but the server reports more, the whole text is used.
-fn statement_from(text: Arc<str>, next: &mut usize) -> SqlText {
-    match split::next_statement(text.as_bytes(), *next) {
+fn statement_from(text: &SqlText, next: &mut usize) -> SqlText {
+    match split::next_statement(text.as_str().as_bytes(), *next) {
         Some((range, after)) => {
             *next = after;
-            SqlText::slice(text, range)
+            text.slice(range)
         }
-        None => SqlText::new(text),
+        None => text.clone(),
     }
 }
 
@@ -794,7 +803,7 @@ pub fn params_digest(params: &[u8]) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::sync::Mutex;
+    use std::sync::{Arc, Mutex};
     use std::time::Duration;
 
     #[derive(Clone, Default)]
