@@ -39,8 +39,11 @@ pub(crate) type Map<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
 pub const QUEUE_CAPACITY: usize = 16 * 1024;
 /// Events handled per lock of the registry.
 const BATCH: usize = 256;
-/// How often the observer looks for new events when the queue is empty.
-const POLL: Duration = Duration::from_millis(10);
+/// The longest the observer sleeps when it has emptied the queue. Each wake-up costs about as
+/// much as analysing a hundred statements, so it sleeps long while the queue fills slowly…
+const POLL_MAX: Duration = Duration::from_millis(50);
+/// …and shorter, down to this, when the queue fills fast (see [`next_sleep`]).
+const POLL_MIN: Duration = Duration::from_millis(1);
 /// Prepared-statement texts remembered by the observer (then forgotten all at once).
 const TEXT_CACHE: usize = 4096;
 /// Fingerprint shapes remembered by the observer (then forgotten all at once).
@@ -91,6 +94,7 @@ impl Observer {
         let findings = Arc::new(Mutex::new(Findings::new(MAX_FINDINGS)));
         let (tx, rx) = mpsc::sync_channel(config.queue_capacity);
         let worker = Worker {
+            capacity: config.queue_capacity,
             registry: registry.clone(),
             findings: findings.clone(),
             analyzer: Analyzer::new(config.n1_threshold),
@@ -188,6 +192,8 @@ struct Fingerprinted {
 
 /// The observer thread's state.
 struct Worker {
+    /// The queue's capacity.
+    capacity: usize,
     registry: Arc<Mutex<Registry>>,
     findings: Arc<Mutex<Findings>>,
     analyzer: Analyzer,
@@ -201,6 +207,8 @@ impl Worker {
         // `try_send` on the relay's side wake it with a futex call, which costs the relay more
         // than all its other per-statement work together.
         let shared = self.registry.clone();
+        let mut slept = POLL_MAX;
+        let mut since_sleep = 0;
         loop {
             let mut registry = shared.lock().unwrap_or_else(|p| p.into_inner());
             let mut handled = 0;
@@ -226,8 +234,11 @@ impl Worker {
             if disconnected {
                 return;
             }
+            since_sleep += handled;
             if handled < BATCH {
-                std::thread::sleep(POLL);
+                slept = next_sleep(since_sleep, slept, self.capacity);
+                std::thread::sleep(slept);
+                since_sleep = 0;
             }
         }
     }
@@ -388,6 +399,19 @@ impl Analyzer {
     }
 }
 
+/// How long the observer sleeps after `drained` events came in during a sleep of `slept` (and
+/// the work after it): long enough to amortize the wake-up, short enough that at the same rate
+/// the queue of `capacity` would be at most a quarter full when it wakes, so a burst of twice
+/// that rate still finds room.
+fn next_sleep(drained: usize, slept: Duration, capacity: usize) -> Duration {
+    let quarter = u32::try_from(capacity / 4).unwrap_or(u32::MAX).max(1);
+    match u32::try_from(drained) {
+        Ok(0) => POLL_MAX,
+        Ok(n) => (slept * quarter / n).clamp(POLL_MIN, POLL_MAX),
+        Err(_) => POLL_MIN,
+    }
+}
+
 /// A request's identity from sqlcommenter context: its trace id, else its route and view.
 fn request_key(c: &Context) -> Option<u64> {
     if let Some(tp) = &c.traceparent {
@@ -401,5 +425,27 @@ fn request_key(c: &Context) -> Option<u64> {
             r.as_deref().unwrap_or("").as_bytes(),
             xxh3_64(v.as_deref().unwrap_or("").as_bytes()),
         )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_observer_sleeps_long_unless_the_queue_fills_fast() {
+        let ms = Duration::from_millis;
+        // Nothing came: the longest sleep.
+        assert_eq!(next_sleep(0, ms(50), 16384), POLL_MAX);
+        // pgbench on two cores: 330 events in 10 ms would fill a quarter of the queue in
+        // 124 ms.
+        assert_eq!(next_sleep(330, ms(10), 16384), POLL_MAX);
+        // 8192 events in 50 ms: a quarter of the queue comes in 25 ms.
+        assert_eq!(next_sleep(8192, ms(50), 16384), ms(25));
+        // Faster than a quarter of the queue per millisecond: the shortest sleep.
+        assert_eq!(next_sleep(100_000, ms(1), 16384), POLL_MIN);
+        assert_eq!(next_sleep(usize::MAX, ms(1), 16384), POLL_MIN);
+        // A tiny queue still gets a positive share.
+        assert_eq!(next_sleep(1, ms(1), 1), ms(1));
     }
 }
