@@ -31,13 +31,17 @@ impl SqlText {
         SqlText(Bytes::from_static(text.as_bytes()))
     }
 
-    /// A copy of `text` written at the end of `arena`, which shares its buffer with the texts
-    /// written into it before. Only when the buffer is full (or `text` is larger than it) is a
-    /// new one of at least `chunk` bytes allocated; a full buffer whose texts have all been
-    /// dropped is reused.
+    /// A copy of `text` written at the end of `arena`, which shares its buffer of `chunk`
+    /// bytes with the texts written into it before. A new buffer is allocated only when the
+    /// buffer is full and some of its texts are still alive; a full buffer whose texts have all
+    /// been dropped is reused. A text larger than `chunk` gets a buffer of its own, so that the
+    /// arena never keeps more than `chunk` bytes.
     pub fn append(arena: &mut BytesMut, text: &str, chunk: usize) -> Self {
+        if text.len() > chunk {
+            return SqlText::new(text);
+        }
         if arena.capacity() < text.len() {
-            arena.reserve(text.len().max(chunk));
+            arena.reserve(chunk);
         }
         arena.extend_from_slice(text.as_bytes());
         SqlText(arena.split().freeze())
@@ -326,14 +330,19 @@ mod tests {
         assert_eq!((a.as_str(), b.as_str()), ("SELECT 1", "SELECT 'é'"));
         // One after the other in one buffer.
         assert_eq!(b.place().0, a.place().0 + a.place().1);
-        // A text larger than the rest of the buffer goes to a new one, and a larger text than
-        // the chunk gets a buffer of its size.
+        // A text larger than the chunk gets a buffer of its own; the arena's stays.
         let long = "x".repeat(100);
         let c = SqlText::append(&mut arena, &long, 64);
         assert_eq!(c.as_str(), long);
-        assert_ne!(c.place().0, b.place().0 + b.place().1);
         let d = SqlText::append(&mut arena, "SELECT 4", 64);
-        assert_eq!(d.as_str(), "SELECT 4");
+        assert_eq!(d.place().0, b.place().0 + b.place().1);
+        // A text larger than the rest of the buffer goes to a new one.
+        let e = SqlText::append(&mut arena, &"y".repeat(40), 64);
+        assert_ne!(e.place().0, d.place().0 + d.place().1);
+        assert_eq!(
+            (d.as_str(), e.as_str()),
+            ("SELECT 4", "y".repeat(40).as_str())
+        );
         // The earlier texts were not touched.
         assert_eq!((a.as_str(), b.as_str()), ("SELECT 1", "SELECT 'é'"));
     }
