@@ -21,7 +21,7 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{self, Receiver, SyncSender, TryRecvError, TrySendError};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Duration;
+use std::time::{Duration, Instant, SystemTime};
 
 use xxhash_rust::xxh3::{xxh3_64, xxh3_64_with_seed};
 
@@ -72,9 +72,40 @@ impl Default for ObserveConfig {
     }
 }
 
+/// What the observer needs of an [`Execution`]: everything but the command tag and the
+/// SQLSTATE's code, in 70% of its size (112 bytes instead of 160), so that less is copied into
+/// and out of the queue and fewer cache lines move from the relay's CPU to the observer's.
+pub struct Observed {
+    pub connection_id: u64,
+    pub sql: SqlText,
+    pub started: Instant,
+    pub started_at: SystemTime,
+    pub duration: Duration,
+    pub rows: u64,
+    pub params_digest: u64,
+    pub protocol: Protocol,
+    pub failed: bool,
+}
+
+impl From<Execution> for Observed {
+    fn from(e: Execution) -> Self {
+        Observed {
+            connection_id: e.connection_id,
+            sql: e.sql,
+            started: e.started,
+            started_at: e.started_at,
+            duration: e.duration,
+            rows: e.rows,
+            params_digest: e.params_digest,
+            protocol: e.protocol,
+            failed: e.error.is_some(),
+        }
+    }
+}
+
 /// What travels from the connections to the observer.
 enum Event {
-    Execution(Execution),
+    Execution(Observed),
     Ready { connection: u64, status: u8 },
     Closed { connection: u64 },
 }
@@ -161,7 +192,7 @@ impl QueueSink {
 
 impl ExecutionSink for QueueSink {
     fn record(&mut self, execution: Execution) {
-        self.send(Event::Execution(execution));
+        self.send(Event::Execution(execution.into()));
     }
 
     fn ready_for_query(&mut self, status: u8) {
@@ -295,7 +326,13 @@ impl Analyzer {
 
     /// One execution: into `registry`, and through its connection's detector (findings of
     /// requests it ends go to `out`).
-    pub fn execution(&mut self, registry: &mut Registry, e: Execution, out: &mut Vec<Burst>) {
+    pub fn execution(
+        &mut self,
+        registry: &mut Registry,
+        e: impl Into<Observed>,
+        out: &mut Vec<Burst>,
+    ) {
+        let e = e.into();
         let fp = self.fingerprint(&e);
         let shape = match self.shapes.get(&fp.id) {
             Some(s) => s.clone(),
@@ -311,7 +348,7 @@ impl Analyzer {
         let sample = Sample {
             duration: e.duration,
             rows: e.rows,
-            failed: e.error.is_some(),
+            failed: e.failed,
             at: e.started_at,
         };
         registry.record(fp.id, &sample, || Description {
@@ -319,7 +356,7 @@ impl Analyzer {
             kind: shape.kind,
             tables: Arc::from(shape.tables.clone()),
         });
-        if e.error.is_some() {
+        if e.failed {
             return; // a failed statement is not part of a loop over rows
         }
         let threshold = self.threshold;
@@ -359,7 +396,7 @@ impl Analyzer {
     }
 
     /// The fingerprint of an execution's text, from the cache for prepared statements.
-    fn fingerprint(&mut self, e: &Execution) -> Fingerprinted {
+    fn fingerprint(&mut self, e: &Observed) -> Fingerprinted {
         let sql = e.sql.as_str();
         if e.protocol != Protocol::Extended {
             return self.normalize(sql);
@@ -431,6 +468,15 @@ fn request_key(c: &Context) -> Option<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_event_is_at_most_70_percent_of_an_execution() {
+        let (event, execution) = (
+            std::mem::size_of::<Event>(),
+            std::mem::size_of::<Execution>(),
+        );
+        assert!(event * 10 <= execution * 7, "{event} bytes for {execution}");
+    }
 
     #[test]
     fn the_observer_sleeps_long_unless_the_queue_fills_fast() {
