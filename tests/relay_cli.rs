@@ -1380,6 +1380,31 @@ async fn query_portal_with_a_row_limit() {
 }
 
 #[tokio::test]
+async fn queries_in_any_script_are_relayed_and_tracked() {
+    // Characters of two, three and four bytes where the tracker checks for PREPARE and
+    // DEALLOCATE (the first 7 to 22 bytes); once, one of them at byte 10 panicked the relay
+    // thread and dropped every connection on it.
+    let pg = PgServer::start();
+    let proxy = ProxyHandle::start(pg.port());
+    let other = proxy.conn().connect().await.unwrap();
+    let client = proxy.conn().connect().await.unwrap();
+    let texts = ["日本語のテキスト", "€uro", "😀 smile", "ÿ"];
+    for t in texts {
+        let rows = client.simple_query(&format!("SELECT '{t}'")).await.unwrap();
+        assert_eq!(simple_rows(&rows), [[Some(t.to_owned())]]);
+    }
+    let rows = other.simple_query("SELECT 'other'").await.unwrap();
+    assert_eq!(simple_rows(&rows), [[Some("other".to_owned())]]);
+    let execs = proxy.wait_for_executions(texts.len() + 1, TIMEOUT);
+    let mut seen: Vec<String> = execs.iter().map(|e| e.sql.as_str().to_owned()).collect();
+    seen.sort();
+    let mut expected: Vec<String> = texts.iter().map(|t| format!("SELECT '{t}'")).collect();
+    expected.push("SELECT 'other'".to_owned());
+    expected.sort();
+    assert_eq!(seen, expected);
+}
+
+#[tokio::test]
 async fn error_mid_pipeline_then_successful_queries() {
     let pg = PgServer::start();
     let proxy = ProxyHandle::start(pg.port());

@@ -367,7 +367,13 @@ impl Tracker {
     /// `DEALLOCATE` and `DISCARD ALL` drop them.
     fn note_deallocate(&mut self, text: &str) {
         let t = text.trim_start();
-        let starts = |p: &str| t.len() >= p.len() && t[..p.len()].eq_ignore_ascii_case(p);
+        // On bytes: a character of several bytes may straddle `p.len()`, where slicing the
+        // `str` would panic.
+        let starts = |p: &str| {
+            t.as_bytes()
+                .get(..p.len())
+                .is_some_and(|b| b.eq_ignore_ascii_case(p.as_bytes()))
+        };
         if starts("PREPARE ") {
             // PREPARE name [ ( types ) ] AS statement
             let rest = t[8..].trim_start();
@@ -393,7 +399,8 @@ impl Tracker {
             self.statements.clear();
         } else if starts("DEALLOCATE") {
             let rest = t["DEALLOCATE".len()..].trim_start();
-            let rest = if rest.len() >= 7 && rest[..7].eq_ignore_ascii_case("PREPARE") {
+            let prepare = rest.as_bytes().get(..7);
+            let rest = if prepare.is_some_and(|p| p.eq_ignore_ascii_case(b"PREPARE")) {
                 rest[7..].trim_start()
             } else {
                 rest
@@ -998,6 +1005,35 @@ mod tests {
     }
 
     #[test]
+    fn query_texts_share_the_connections_buffer() {
+        let mut h = Harness::new();
+        h.query("SELECT 1").rows(1).complete("SELECT 1").ready(b'I');
+        h.query("SELECT 2; SELECT 3")
+            .rows(1)
+            .complete("SELECT 1")
+            .rows(1)
+            .complete("SELECT 1")
+            .ready(b'I');
+        // Not UTF-8: tracked with the replacement character, in the same buffer.
+        h.fe(b'Q', b"SELECT '\xff'\0")
+            .rows(1)
+            .complete("SELECT 1")
+            .ready(b'I');
+        let e = h.executions();
+        let texts: Vec<&str> = e.iter().map(|e| e.sql.as_str()).collect();
+        assert_eq!(
+            texts,
+            ["SELECT 1", "SELECT 2", "SELECT 3", "SELECT '\u{fffd}'"]
+        );
+        // Written one after another: the second Query starts where the first ended, and
+        // its statements point into it.
+        let (first, len) = e[0].sql.place();
+        assert_eq!(e[1].sql.place().0, first + len);
+        assert_eq!(e[2].sql.place().0, first + len + "SELECT 2; ".len());
+        assert_eq!(e[3].sql.place().0, first + len + "SELECT 2; SELECT 3".len());
+    }
+
+    #[test]
     fn simple_query_error_stops_the_rest() {
         let mut h = Harness::new();
         h.query("SELECT 1; SELECT nope; SELECT 3")
@@ -1277,6 +1313,28 @@ mod tests {
         assert!(h.tracker.statements.contains_key(&b"b"[..]));
         h.query("DISCARD ALL").complete("DISCARD ALL").ready(b'I');
         assert!(h.tracker.statements.is_empty());
+    }
+
+    #[test]
+    fn queries_with_characters_of_several_bytes_anywhere_are_tracked() {
+        // The PREPARE / DEALLOCATE / DISCARD checks look at the first 7, 8, 10, 11, 14 and 22
+        // bytes: a character of two, three or four bytes straddling any of them must not
+        // panic the relay thread.
+        for ch in ["é", "日", "😀"] {
+            for pad in 0..24 {
+                let sql = format!("{}{ch}{ch}", "x".repeat(pad));
+                let deallocate = format!("DEALLOCATE {}{ch}", "x".repeat(pad));
+                let mut h = Harness::new();
+                h.query(&sql).complete("SELECT 0").ready(b'I');
+                h.query(&deallocate).complete("DEALLOCATE").ready(b'I');
+                let seen: Vec<String> = h
+                    .executions()
+                    .iter()
+                    .map(|e| e.sql.as_str().to_owned())
+                    .collect();
+                assert_eq!(seen, [sql, deallocate]);
+            }
+        }
     }
 
     #[test]
