@@ -27,6 +27,7 @@ fn main() -> ExitCode {
         }
     };
     init_logging(config.log_format);
+    log_panics_without_their_data();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -44,6 +45,27 @@ fn main() -> ExitCode {
             ExitCode::from(1)
         }
     }
+}
+
+/// Log a panic with its thread and place, but not its message unless that is a fixed text: a
+/// formatted message can quote the data being handled (a slicing panic quotes the string), and
+/// no literal from traffic may reach the log. A panic in the statement tracker is caught and
+/// ends tracking for its connection only ([`pgscope::proxy::tracker::Tracker`]).
+fn log_panics_without_their_data() {
+    std::panic::set_hook(Box::new(|info| {
+        let thread = std::thread::current();
+        let message = info
+            .payload()
+            .downcast_ref::<&'static str>()
+            .copied()
+            .unwrap_or("(not logged: it may quote traffic)");
+        tracing::error!(
+            thread = thread.name().unwrap_or("unnamed"),
+            location = %info.location().map_or_else(String::new, |l| l.to_string()),
+            message,
+            "panic"
+        );
+    }));
 }
 
 fn init_logging(format: LogFormat) {

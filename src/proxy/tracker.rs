@@ -255,6 +255,8 @@ pub struct Tracker {
     desyncs: u64,
     /// When the server last completed a statement (or became idle).
     last_done: Option<Instant>,
+    /// Tracking stopped after a panic (see [`Tracker::guarded`]).
+    stopped: bool,
     /// The last extended-protocol execution, held until its Sync is answered: in an implicit
     /// transaction the COMMIT happens at Sync, and if it fails (a deferred constraint) the
     /// failure is that statement's.
@@ -276,6 +278,7 @@ impl Tracker {
             query_texts: BytesMut::new(),
             desyncs: 0,
             last_done: None,
+            stopped: false,
             held: None,
         }
     }
@@ -293,10 +296,14 @@ impl Tracker {
 
     /// The connection ended.
     pub fn close(&mut self) {
-        if let Some(h) = self.held.take() {
-            self.sink.record(h);
-        }
-        self.sink.closed();
+        self.guarded(|t| {
+            if let Some(h) = t.held.take() {
+                t.sink.record(h);
+            }
+        });
+        // The observer forgets the connection even when tracking stopped.
+        let sink = &mut self.sink;
+        let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| sink.closed()));
     }
 
     fn push(&mut self, p: Pending) {
@@ -313,6 +320,41 @@ impl Tracker {
     /// A frontend message was forwarded. `body` is its whole body when
     /// [`frontend_needs_body`] says so, otherwise empty.
     pub fn frontend(&mut self, tag: u8, body: &[u8], now: Clock) {
+        self.guarded(|t| t.on_frontend(tag, body, now));
+    }
+
+    /// A backend message was forwarded. `body` is its whole body when
+    /// [`backend_needs_body`] says so, otherwise empty.
+    pub fn backend(&mut self, tag: u8, body: &[u8], now: Clock) {
+        self.guarded(|t| t.on_backend(tag, body, now));
+    }
+
+    /// Has tracking stopped on this connection after an internal error?
+    pub fn stopped(&self) -> bool {
+        self.stopped
+    }
+
+    /// Run `f` unless tracking has stopped. A panic in it (a bug in the tracker or the sink)
+    /// must not take down the relay thread and every connection on it: the connection goes on
+    /// being relayed, untracked.
+    fn guarded(&mut self, f: impl FnOnce(&mut Self)) {
+        if self.stopped {
+            return;
+        }
+        let caught = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(&mut *self)));
+        if caught.is_err() {
+            self.stopped = true;
+            self.queue.clear();
+            self.held = None;
+            tracing::error!(
+                connection = self.connection_id,
+                "internal error in the statement tracker; this connection is still relayed \
+                 but no longer tracked"
+            );
+        }
+    }
+
+    fn on_frontend(&mut self, tag: u8, body: &[u8], now: Clock) {
         match tag {
             b'Q' => self.on_query(body, now),
             b'P' => self.on_parse(body),
@@ -538,9 +580,7 @@ impl Tracker {
         }
     }
 
-    /// A backend message was forwarded. `body` is its whole body when
-    /// [`backend_needs_body`] says so, otherwise empty.
-    pub fn backend(&mut self, tag: u8, body: &[u8], now: Clock) {
+    fn on_backend(&mut self, tag: u8, body: &[u8], now: Clock) {
         match tag {
             b'D' => match self.queue.front_mut() {
                 Some(Pending::Execute(Some(r))) => r.rows += 1,
@@ -1335,6 +1375,39 @@ mod tests {
                 assert_eq!(seen, [sql, deallocate]);
             }
         }
+    }
+
+    /// A sink that fails on every execution and counts `closed` calls.
+    struct Failing(Arc<Mutex<u32>>);
+
+    impl ExecutionSink for Failing {
+        fn record(&mut self, _: Execution) {
+            panic!("the sink failed");
+        }
+
+        fn closed(&mut self) {
+            *self.0.lock().unwrap() += 1;
+        }
+    }
+
+    #[test]
+    fn a_panic_while_tracking_stops_tracking_on_that_connection_only() {
+        let closed = Arc::new(Mutex::new(0));
+        let mut t = Tracker::new(1, Box::new(Failing(closed.clone())));
+        let now = ClockSource::new().now();
+        t.frontend(b'Q', b"SELECT 1\0", now);
+        assert!(!t.stopped());
+        t.backend(b'C', b"SELECT 1\0", now); // the sink panics: caught here
+        assert!(t.stopped());
+        assert_eq!(t.pending(), 0);
+        // What follows is relayed untracked, without another panic.
+        t.frontend(b'Q', b"SELECT 2\0", now);
+        t.backend(b'C', b"SELECT 1\0", now);
+        t.backend(b'Z', b"I", now);
+        assert_eq!(t.pending(), 0);
+        // The observer still hears that the connection ended.
+        t.close();
+        assert_eq!(*closed.lock().unwrap(), 1);
     }
 
     #[test]
