@@ -62,8 +62,8 @@ fn log_panics_without_their_data() {
         tracing::error!(
             thread = thread.name().unwrap_or("unnamed"),
             location = %info.location().map_or_else(String::new, |l| l.to_string()),
-            message,
-            "panic"
+            panic_message = message,
+            "a thread panicked"
         );
     }));
 }
