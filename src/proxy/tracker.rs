@@ -409,13 +409,7 @@ impl Tracker {
     /// `DEALLOCATE` and `DISCARD ALL` drop them.
     fn note_deallocate(&mut self, text: &str) {
         let t = text.trim_start();
-        // On bytes: a character of several bytes may straddle `p.len()`, where slicing the
-        // `str` would panic.
-        let starts = |p: &str| {
-            t.as_bytes()
-                .get(..p.len())
-                .is_some_and(|b| b.eq_ignore_ascii_case(p.as_bytes()))
-        };
+        let starts = |p: &str| starts_with_ignore_case(t, p);
         if starts("PREPARE ") {
             // PREPARE name [ ( types ) ] AS statement
             let rest = t[8..].trim_start();
@@ -441,8 +435,7 @@ impl Tracker {
             self.statements.clear();
         } else if starts("DEALLOCATE") {
             let rest = t["DEALLOCATE".len()..].trim_start();
-            let prepare = rest.as_bytes().get(..7);
-            let rest = if prepare.is_some_and(|p| p.eq_ignore_ascii_case(b"PREPARE")) {
+            let rest = if starts_with_ignore_case(rest, "PREPARE") {
                 rest[7..].trim_start()
             } else {
                 rest
@@ -824,6 +817,14 @@ fn failed_before_execution(id: u64, s: &Statement, now: Clock, code: SqlState) -
         params_digest: 0,
     }
     .fail(id, now, code, &mut None)
+}
+
+/// Does `s` start with the ASCII `prefix`, in any case? On bytes: a character of several bytes
+/// may straddle `prefix.len()`, where slicing the `str` would panic.
+fn starts_with_ignore_case(s: &str, prefix: &str) -> bool {
+    s.as_bytes()
+        .get(..prefix.len())
+        .is_some_and(|b| b.eq_ignore_ascii_case(prefix.as_bytes()))
 }
 
 /// The statement of a simple Query's `text` found from `next` on, which moves past it. When
