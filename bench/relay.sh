@@ -9,6 +9,8 @@
 # CSV whose path it prints. Everything it starts is stopped on exit. See bench/README.md.
 #
 # Usage: bench/relay.sh [--quick] [--help]
+#        bench/relay.sh --report CSV...   the table again from earlier runs' relay.csv files,
+#                                         their rounds pooled (runs nothing; needs no root)
 #   env ROUNDS (5)  DURATION (10 s)  SCALE (10)  PGSCOPE_BIN  PGSCOPE_ARGS  PGSCOPE_SKIP=1  OUT_DIR
 #       QUIET_WAIT (30 s): before each run, wait up to this long while a compiler runs (0: never)
 #       BACKENDS (fresh): every run starts on new PostgreSQL backends, for every target (pgbouncer
@@ -19,6 +21,123 @@
 set -euo pipefail
 
 usage() { sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; }
+
+# report SCOPE_ON CSV...: the table over the rounds of one or more CSVs of this script (each
+# file's rounds are kept apart, so runs can be pooled). scope_on=0: no pgscope columns.
+report() {
+    local scope_on=$1; shift
+    awk -F, -v scope_on="$scope_on" '
+function median(arr, n,    i, j, t, tmp) {
+    if (n == 0) return "";
+    for (i = 1; i <= n; i++) tmp[i] = arr[i];
+    for (i = 2; i <= n; i++) { t = tmp[i]; for (j = i - 1; j >= 1 && tmp[j] > t; j--) tmp[j+1] = tmp[j]; tmp[j+1] = t }
+    return (n % 2) ? tmp[(n+1)/2] : (tmp[n/2] + tmp[n/2+1]) / 2;
+}
+function med_of(w, t, field,    j, i, n, a) {   # median over rounds of field for (w,t)
+    n = 0; for (j = 1; j <= nr; j++) { i = R[j]; if ((w SUBSEP t SUBSEP i) in V && V[w,t,i,field] != "") a[++n] = V[w,t,i,field] }
+    return median(a, n);
+}
+function ratios(w, t1, t2, field, a,    j, i, n) {   # per-round t1/t2 into a; returns how many
+    n = 0; for (j = 1; j <= nr; j++) { i = R[j];
+        if (V[w,t1,i,field] > 0 && V[w,t2,i,field] > 0) a[++n] = V[w,t1,i,field] / V[w,t2,i,field] }
+    return n;
+}
+function med_ratio(w, t1, t2, field,    n, a) {   # median over rounds of t1/t2
+    n = ratios(w, t1, t2, field, a);
+    return median(a, n);
+}
+# 90% percentile-bootstrap interval of the median of the per-round pgscope/pgbouncer ratios
+# (2000 resamples, fixed seed so that a report is reproducible). It says how far the median
+# could move with other rounds of the same noise; a row whose interval lies below 1 is slower
+# than pgbouncer beyond the noise, one whose interval spans 1 is not resolved.
+function boot(w,    n, a, b, k, s, m) {
+    n = ratios(w, "pgscope", "pgbouncer", "tps", a);
+    if (n < 3) return "-";
+    srand(1);
+    for (b = 1; b <= 2000; b++) { for (k = 1; k <= n; k++) s[k] = a[int(rand() * n) + 1]; m[b] = median(s, n) }
+    sort_in_place(m, 2000);
+    return sprintf("%.2f-%.2f", m[100], m[1900]);
+}
+function sort_in_place(arr, n,    gap, i, j, t) {   # shell sort
+    for (gap = int(n / 2); gap > 0; gap = int(gap / 2))
+        for (i = gap + 1; i <= n; i++) { t = arr[i]; for (j = i; j > gap && arr[j-gap] > t; j -= gap) arr[j] = arr[j-gap]; arr[j] = t }
+}
+function med_diff(w, t1, t2, field,    j, i, n, a) {
+    n = 0; for (j = 1; j <= nr; j++) { i = R[j];
+        if (V[w,t1,i,field] != "" && V[w,t2,i,field] != "") a[++n] = V[w,t1,i,field] - V[w,t2,i,field] }
+    return median(a, n);
+}
+function ratio_range(w,    n, a, k, lo, hi) {   # min-max of per-round pgscope/pgbouncer
+    n = ratios(w, "pgscope", "pgbouncer", "tps", a);
+    for (k = 1; k <= n; k++) { if (k == 1 || a[k] < lo) lo = a[k]; if (k == 1 || a[k] > hi) hi = a[k] }
+    return n ? sprintf("%.2f-%.2f", lo, hi) : "-";
+}
+function wins(w,    n, a, k, won) {
+    n = ratios(w, "pgscope", "pgbouncer", "tps", a);
+    won = 0; for (k = 1; k <= n; k++) if (a[k] > 1) won++;
+    return won "/" n;
+}
+function cpu_us(w, t,    j, i, n, a) {   # median proxy CPU microseconds per transaction
+    n = 0; for (j = 1; j <= nr; j++) { i = R[j];
+        if (V[w,t,i,"cpu"] != "" && V[w,t,i,"txn"] > 0) a[++n] = V[w,t,i,"cpu"] * 1e6 / V[w,t,i,"txn"] }
+    return median(a, n);
+}
+function fmt(x, f) { return (x == "") ? "-" : sprintf(f, x) }
+FNR == 1 { file++; next }
+{
+    w = $2; t = $3; r = file ":" $1;
+    if (!(w in seen)) { seen[w] = 1; order[++nw] = w }
+    if (!(r in rseen)) { rseen[r] = 1; R[++nr] = r }
+    V[w,t,r] = 1; V[w,t,r,"tps"] = $8; V[w,t,r,"lat"] = $9; V[w,t,r,"txn"] = $10; V[w,t,r,"cpu"] = $12;
+    if ($15 != 0 || $8 == "" || ($11 != "" && $11 != 0)) bad[w] = 1;
+    if ($14 != 0) foreign[w] = 1;
+}
+END {
+    if (file > 1) printf "pooled over %d CSV files, %d rounds in all\n\n", file, nr;
+    printf "%-20s %9s %9s %9s %7s %9s %9s %7s %7s %5s %7s %7s %7s  %s\n", "workload", "direct", "pgbouncer", "pgscope", "scp/pgb", "(90% CI)", "(range)", "scp/dir", "scp/off", "wins", "cpu pgb", "cpu scp", "cpu off", "";
+    printf "%-20s %9s %9s %9s %7s %9s %9s %7s %7s %5s %7s %7s %7s\n", "", "tps", "tps", "tps", "", "", "", "", "", "", "us/tx", "us/tx", "us/tx";
+    for (i = 1; i <= nw; i++) {
+        w = order[i];
+        d = med_of(w, "direct", "tps"); b = med_of(w, "pgbouncer", "tps"); s = scope_on ? med_of(w, "pgscope", "tps") : "";
+        rb = scope_on ? med_ratio(w, "pgscope", "pgbouncer", "tps") : "";
+        rd = scope_on ? med_ratio(w, "pgscope", "direct", "tps") : "";
+        mark = "";
+        if (rb != "" && rb < 1) mark = "<< pgscope slower than pgbouncer";
+        if (bad[w]) mark = mark " (errors: see CSV)";
+        if (foreign[w]) mark = mark " (foreign load)";
+        ro = scope_on ? med_ratio(w, "pgscope", "scope-off", "tps") : "";
+        printf "%-20s %9s %9s %9s %7s %9s %9s %7s %7s %5s %7s %7s %7s  %s\n", w, fmt(d, "%.0f"), fmt(b, "%.0f"), fmt(s, "%.0f"),
+            fmt(rb, "%.3f"), scope_on ? boot(w) : "-", scope_on ? ratio_range(w) : "-", fmt(rd, "%.3f"), fmt(ro, "%.3f"), scope_on ? wins(w) : "-",
+            fmt(cpu_us(w, "pgbouncer"), "%.1f"), scope_on ? fmt(cpu_us(w, "pgscope"), "%.1f") : "-",
+            scope_on ? fmt(cpu_us(w, "scope-off"), "%.1f") : "-", mark;
+    }
+    w = "latency-select-c1";
+    if (w in seen) {
+        ld = med_of(w, "direct", "lat") * 1000;
+        printf "\n1-client -S latency (median of rounds): direct %.1f us", ld;
+        printf ", pgbouncer %.1f us (%+.1f us/query)", med_of(w, "pgbouncer", "lat") * 1000, med_diff(w, "pgbouncer", "direct", "lat") * 1000;
+        if (scope_on) printf ", pgscope %.1f us (%+.1f us/query)", med_of(w, "pgscope", "lat") * 1000, med_diff(w, "pgscope", "direct", "lat") * 1000;
+        printf "\n";
+    }
+}' "$@"
+    echo
+    echo "ratios: medians of per-round ratios; (90% CI) = bootstrap interval of the scp/pgb median;"
+    echo "(range) = lowest-highest per-round pgscope/pgbouncer; scp/off = pgscope against the same"
+    echo "build with --analysis off (scope-off column); wins = rounds where pgscope beat pgbouncer;"
+    echo "cpu = the proxy process's own CPU time per pgbench transaction (user+sys, all threads)"
+}
+
+if [[ ${1:-} == --report ]]; then
+    shift
+    (( $# > 0 )) || { echo "relay.sh: --report needs at least one CSV file" >&2; exit 2; }
+    for csv in "$@"; do
+        [[ -r $csv ]] || { echo "relay.sh: --report: cannot read '$csv'" >&2; exit 2; }
+        [[ $(head -1 "$csv") == round,workload,target,* ]] || { echo "relay.sh: --report: '$csv' is not a relay.csv of this script" >&2; exit 2; }
+    done
+    on=0; grep -q ',pgscope,' "$@" && on=1
+    report "$on" "$@"
+    exit 0
+fi
 
 QUICK=0
 FAKE_SCOPE=0
@@ -424,79 +543,5 @@ fi
 [[ $SCOPE_ON == 1 ]] && echo "  pgscope: $SCOPE_ID${PGSCOPE_ARGS:+ args: $PGSCOPE_ARGS}"
 [[ $SCOPE_ON == 0 ]] && echo "  pgscope: skipped (PGSCOPE_SKIP=1)"
 echo
-awk -F, -v scope_on="$SCOPE_ON" -v rounds="$ROUNDS" '
-function median(arr, n,    i, j, t, tmp) {
-    if (n == 0) return "";
-    for (i = 1; i <= n; i++) tmp[i] = arr[i];
-    for (i = 2; i <= n; i++) { t = tmp[i]; for (j = i - 1; j >= 1 && tmp[j] > t; j--) tmp[j+1] = tmp[j]; tmp[j+1] = t }
-    return (n % 2) ? tmp[(n+1)/2] : (tmp[n/2] + tmp[n/2+1]) / 2;
-}
-function med_of(w, t, field,    i, n, a) {   # median over rounds of field for (w,t)
-    n = 0; for (i = 1; i <= rounds; i++) if ((w SUBSEP t SUBSEP i) in V && V[w,t,i,field] != "") a[++n] = V[w,t,i,field];
-    return median(a, n);
-}
-function med_ratio(w, t1, t2, field,    i, n, a) {   # median over rounds of t1/t2
-    n = 0; for (i = 1; i <= rounds; i++)
-        if (V[w,t1,i,field] > 0 && V[w,t2,i,field] > 0) a[++n] = V[w,t1,i,field] / V[w,t2,i,field];
-    return median(a, n);
-}
-function med_diff(w, t1, t2, field,    i, n, a) {
-    n = 0; for (i = 1; i <= rounds; i++)
-        if (V[w,t1,i,field] != "" && V[w,t2,i,field] != "") a[++n] = V[w,t1,i,field] - V[w,t2,i,field];
-    return median(a, n);
-}
-function ratio_range(w,    i, n, lo, hi, x) {   # min-max of per-round pgscope/pgbouncer
-    n = 0; for (i = 1; i <= rounds; i++) if (V[w,"pgscope",i,"tps"] > 0 && V[w,"pgbouncer",i,"tps"] > 0) {
-        x = V[w,"pgscope",i,"tps"] / V[w,"pgbouncer",i,"tps"]; n++;
-        if (n == 1 || x < lo) lo = x; if (n == 1 || x > hi) hi = x }
-    return n ? sprintf("%.2f-%.2f", lo, hi) : "-";
-}
-function wins(w,    i, n, k) {
-    n = 0; k = 0; for (i = 1; i <= rounds; i++) if (V[w,"pgscope",i,"tps"] > 0 && V[w,"pgbouncer",i,"tps"] > 0) { n++; if (V[w,"pgscope",i,"tps"] > V[w,"pgbouncer",i,"tps"]) k++ }
-    return k "/" n;
-}
-function cpu_us(w, t,    i, n, a) {   # median proxy CPU microseconds per transaction
-    n = 0; for (i = 1; i <= rounds; i++) if (V[w,t,i,"cpu"] != "" && V[w,t,i,"txn"] > 0) a[++n] = V[w,t,i,"cpu"] * 1e6 / V[w,t,i,"txn"];
-    return median(a, n);
-}
-function fmt(x, f) { return (x == "") ? "-" : sprintf(f, x) }
-NR == 1 { next }
-{
-    w = $2; t = $3; r = $1;
-    if (!(w in seen)) { seen[w] = 1; order[++nw] = w }
-    V[w,t,r] = 1; V[w,t,r,"tps"] = $8; V[w,t,r,"lat"] = $9; V[w,t,r,"txn"] = $10; V[w,t,r,"cpu"] = $12;
-    if ($15 != 0 || $8 == "" || ($11 != "" && $11 != 0)) bad[w] = 1;
-    if ($14 != 0) foreign[w] = 1;
-}
-END {
-    printf "%-20s %9s %9s %9s %7s %9s %7s %7s %5s %7s %7s %7s  %s\n", "workload", "direct", "pgbouncer", "pgscope", "scp/pgb", "(range)", "scp/dir", "scp/off", "wins", "cpu pgb", "cpu scp", "cpu off", "";
-    printf "%-20s %9s %9s %9s %7s %9s %7s %7s %5s %7s %7s %7s\n", "", "tps", "tps", "tps", "", "", "", "", "", "us/tx", "us/tx", "us/tx";
-    for (i = 1; i <= nw; i++) {
-        w = order[i];
-        d = med_of(w, "direct", "tps"); b = med_of(w, "pgbouncer", "tps"); s = scope_on ? med_of(w, "pgscope", "tps") : "";
-        rb = scope_on ? med_ratio(w, "pgscope", "pgbouncer", "tps") : "";
-        rd = scope_on ? med_ratio(w, "pgscope", "direct", "tps") : "";
-        mark = "";
-        if (rb != "" && rb < 1) mark = "<< pgscope slower than pgbouncer";
-        if (bad[w]) mark = mark " (errors: see CSV)";
-        if (foreign[w]) mark = mark " (foreign load)";
-        ro = scope_on ? med_ratio(w, "pgscope", "scope-off", "tps") : "";
-        printf "%-20s %9s %9s %9s %7s %9s %7s %7s %5s %7s %7s %7s  %s\n", w, fmt(d, "%.0f"), fmt(b, "%.0f"), fmt(s, "%.0f"),
-            fmt(rb, "%.3f"), scope_on ? ratio_range(w) : "-", fmt(rd, "%.3f"), fmt(ro, "%.3f"), scope_on ? wins(w) : "-",
-            fmt(cpu_us(w, "pgbouncer"), "%.1f"), scope_on ? fmt(cpu_us(w, "pgscope"), "%.1f") : "-",
-            scope_on ? fmt(cpu_us(w, "scope-off"), "%.1f") : "-", mark;
-    }
-    w = "latency-select-c1";
-    if (w in seen) {
-        ld = med_of(w, "direct", "lat") * 1000;
-        printf "\n1-client -S latency (median of rounds): direct %.1f us", ld;
-        printf ", pgbouncer %.1f us (%+.1f us/query)", med_of(w, "pgbouncer", "lat") * 1000, med_diff(w, "pgbouncer", "direct", "lat") * 1000;
-        if (scope_on) printf ", pgscope %.1f us (%+.1f us/query)", med_of(w, "pgscope", "lat") * 1000, med_diff(w, "pgscope", "direct", "lat") * 1000;
-        printf "\n";
-    }
-}' "$CSV"
-echo
-echo "ratios: medians of per-round ratios, (range) = lowest-highest per-round pgscope/pgbouncer; scp/off = pgscope"
-echo "against the same build with --analysis off (scope-off column); wins = rounds where"
-echo "pgscope beat pgbouncer; cpu = the proxy process's own CPU time per pgbench transaction (user+sys, all threads)"
+report "$SCOPE_ON" "$CSV"
 echo "raw per-round numbers: $CSV  (pgbench output and service logs: $OUT_DIR/logs/)"

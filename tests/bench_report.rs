@@ -1,0 +1,144 @@
+//! `bench/relay.sh --report`: the table the README's performance figures come from, computed
+//! from relay.csv files of earlier runs. Runs no benchmark: it feeds the script CSVs whose
+//! ratios are known and checks what it prints.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+const HEADER: &str = "round,workload,target,position,clients,threads,duration_s,tps,latency_ms,\
+                      transactions,failed,proxy_cpu_s,loadavg1,foreign_procs,exit_code";
+
+fn script() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("bench/relay.sh")
+}
+
+fn report(csvs: &[&Path]) -> Output {
+    Command::new("bash")
+        .arg(script())
+        .arg("--report")
+        .args(csvs)
+        .output()
+        .expect("run bash")
+}
+
+/// A relay.csv of `tps.len()` rounds of select-simple-c8, where round `i` has pgbouncer at
+/// 1000 TPS and pgscope at `tps[i]`; direct is 2000 and analysis-off equals pgscope.
+fn csv(dir: &Path, name: &str, tps: &[u32]) -> PathBuf {
+    let mut text = format!("{HEADER}\n");
+    for (i, &scope) in tps.iter().enumerate() {
+        let r = i + 1;
+        for (k, (target, t)) in [
+            ("direct", 2000),
+            ("pgbouncer", 1000),
+            ("pgscope", scope),
+            ("scope-off", scope),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            // 10 000 transactions and 0.1 s of proxy CPU: 10 us per transaction.
+            text.push_str(&format!(
+                "{r},select-simple-c8,{target},{k},8,2,6,{t},1.0,10000,0,0.10,0.5,0,0\n"
+            ));
+        }
+    }
+    let path = dir.join(name);
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+fn row(out: &str) -> Vec<&str> {
+    out.lines()
+        .find(|l| l.starts_with("select-simple-c8"))
+        .unwrap_or_else(|| panic!("no select-simple-c8 row in:\n{out}"))
+        .split_whitespace()
+        .collect()
+}
+
+fn scratch(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!(
+        "pgscope-bench-report-{name}-{}",
+        std::process::id()
+    ));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+#[test]
+fn one_run_gives_median_ratios_interval_range_and_wins() {
+    let dir = scratch("one");
+    let a = csv(&dir, "a.csv", &[900, 1100, 1200, 950, 1050]);
+    let out = report(&[&a]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let r = row(&text);
+    // workload direct pgbouncer pgscope scp/pgb (90% CI) (range) scp/dir scp/off wins cpu...
+    assert_eq!(&r[1..4], ["2000", "1000", "1050"]);
+    assert_eq!(r[4], "1.050", "median of 0.90 0.95 1.05 1.10 1.20");
+    let (lo, hi) = r[5].split_once('-').unwrap();
+    let (lo, hi): (f64, f64) = (lo.parse().unwrap(), hi.parse().unwrap());
+    assert!(
+        (0.90..=1.05).contains(&lo) && (1.05..=1.20).contains(&hi),
+        "interval {lo}-{hi}"
+    );
+    assert_eq!(r[6], "0.90-1.20");
+    assert_eq!(r[7], "0.525");
+    assert_eq!(r[8], "1.000");
+    assert_eq!(r[9], "3/5");
+    assert_eq!(&r[10..13], ["10.0", "10.0", "10.0"]);
+    assert!(!text.contains("<< pgscope slower"), "{text}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn runs_are_pooled_round_by_round_and_a_slower_row_is_marked() {
+    let dir = scratch("pool");
+    // Both files number their rounds 1-3; pooled they are six rounds, not three.
+    let a = csv(&dir, "a.csv", &[900, 950, 980]);
+    let b = csv(&dir, "b.csv", &[960, 970, 1010]);
+    let out = report(&[&a, &b]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        text.contains("pooled over 2 CSV files, 6 rounds in all"),
+        "{text}"
+    );
+    let r = row(&text);
+    assert_eq!(r[4], "0.965", "median of 0.90 0.95 0.96 0.97 0.98 1.01");
+    assert_eq!(r[6], "0.90-1.01");
+    assert_eq!(r[9], "1/6");
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("select-simple-c8") && l.contains("<< pgscope slower")),
+        "{text}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn report_refuses_what_is_not_a_relay_csv() {
+    let dir = scratch("bad");
+    let other = dir.join("other.csv");
+    std::fs::write(&other, "a,b,c\n1,2,3\n").unwrap();
+    for (args, says) in [
+        (vec![], "needs at least one CSV file"),
+        (vec![dir.join("missing.csv")], "cannot read"),
+        (vec![other], "is not a relay.csv"),
+    ] {
+        let paths: Vec<&Path> = args.iter().map(PathBuf::as_path).collect();
+        let out = report(&paths);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{err}");
+        assert!(err.contains(says) && err.lines().count() == 1, "{err}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
