@@ -32,6 +32,14 @@ pub const MAX_ITEMS: usize = 256;
 /// default (50) so that a deeply nested statement cannot exhaust a 2 MiB thread stack.
 const RECURSION_LIMIT: usize = 32;
 
+/// Statements with more operators than this are not given to sqlparser either. It builds a
+/// chain of operators (`a + b + c …`, `x::t::t …`, `p AND q AND …`) in a loop, without the
+/// recursion its limit counts, into a tree as deep as the chain; walking that tree and dropping
+/// it then recurse once per level. A 32 KiB `SELECT a+a+…` overflowed the observer's 2 MiB
+/// stack and aborted the process. A tree is at most as deep as its operators are many, so
+/// this bounds the depth (a 500-term `OR` of Django `Q` objects still parses).
+pub const MAX_OPERATORS: usize = 2000;
+
 /// What a statement does, as `/api/queries` reports it in `kind`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Kind {
@@ -122,7 +130,7 @@ pub struct Analysis {
 /// works too.
 pub fn analyze(sql: &str) -> Analysis {
     let kind = kind_of(sql);
-    if sql.len() <= MAX_PARSE_LEN {
+    if sql.len() <= MAX_PARSE_LEN && !more_operators_than(sql, MAX_OPERATORS) {
         if let Some(statement) = parse(sql) {
             let mut w = Walker::default();
             w.statement(&statement);
@@ -173,6 +181,35 @@ fn parse(sql: &str) -> Option<Statement> {
 }
 
 // ---- from tokens ---------------------------------------------------------------------------
+
+/// Does `sql` have more than `limit` tokens that sqlparser may chain into one deeper level of
+/// its tree: operators, `::`, `[` and the keywords that act as operators?
+fn more_operators_than(sql: &str, limit: usize) -> bool {
+    const KEYWORDS: [&str; 11] = [
+        "AND", "OR", "NOT", "IS", "IN", "LIKE", "ILIKE", "SIMILAR", "BETWEEN", "COLLATE", "AT",
+    ];
+    let s = sql.as_bytes();
+    let mut n = 0;
+    let mut i = 0;
+    while let Some(t) = next_significant(s, i) {
+        i = t.end;
+        let chains = match t.kind {
+            Tok::Op | Tok::Cast | Tok::LBracket => true,
+            Tok::Word => {
+                let w = upper_word(s, t.start, t.end);
+                KEYWORDS.iter().any(|k| is_word(&w, k))
+            }
+            _ => false,
+        };
+        if chains {
+            n += 1;
+            if n > limit {
+                return true;
+            }
+        }
+    }
+    false
+}
 
 /// The significant words of `sql` upper-cased, for keyword tests without a keyword table.
 fn upper_word(s: &[u8], start: usize, end: usize) -> [u8; 12] {

@@ -100,7 +100,9 @@ use std::fmt;
 
 use xxhash_rust::xxh3::xxh3_64;
 
-pub use analyze::{analyze, Analysis, Clause, ColumnUse, Kind, MAX_ITEMS, MAX_PARSE_LEN};
+pub use analyze::{
+    analyze, Analysis, Clause, ColumnUse, Kind, MAX_ITEMS, MAX_OPERATORS, MAX_PARSE_LEN,
+};
 pub use comment::Context;
 
 /// What [`normalize()`] learned about one statement besides its text.

@@ -1139,6 +1139,66 @@ fn deep_nesting_falls_back_without_exhausting_the_stack() {
     );
 }
 
+/// sqlparser builds operator chains in a loop, as deep as they are long, past its recursion
+/// limit: a 32 KiB `SELECT $1+$1+…` aborted the process on the observer's stack (walking and
+/// dropping the tree recurse once per level). Every chain-forming token is counted.
+#[test]
+fn long_operator_chains_fall_back_without_exhausting_the_stack() {
+    let chains = [
+        format!("SELECT {} FROM t", vec!["a"; 16_380].join("+")),
+        format!("SELECT x{} FROM t", "::int".repeat(12_000)),
+        format!("SELECT * FROM t WHERE {}", vec!["p"; 12_000].join(" AND ")),
+        format!("SELECT * FROM t WHERE a{}", " IS NULL".repeat(8_000)),
+        format!("SELECT x{} FROM t", "[1]".repeat(12_000)),
+    ];
+    for sql in chains {
+        let head = sql[..24].to_string();
+        let handle = std::thread::Builder::new()
+            .stack_size(2 << 20)
+            .spawn(move || analyze(&sql))
+            .unwrap();
+        let a = handle.join().expect("analysis overflowed a 2 MiB stack");
+        assert_eq!(
+            (a.kind, a.parsed, a.tables.clone()),
+            (Kind::Select, false, vec!["t".to_string()]),
+            "{head}…"
+        );
+    }
+    // Up to the limit a chain is still parsed, on the stack the observer thread has (the walk
+    // takes far more stack per level in a debug build than in a release one).
+    let at_limit = std::thread::Builder::new()
+        .stack_size(crate::observe::OBSERVER_STACK)
+        .spawn(|| {
+            let terms: Vec<String> = (0..500).map(|i| format!("\"t\".\"c\" = ${i}")).collect();
+            let or = format!(
+                "SELECT \"t\".\"id\" FROM \"t\" WHERE ({})",
+                terms.join(" OR ")
+            );
+            let chain = format!("SELECT {} FROM t", vec!["a"; MAX_OPERATORS + 1].join("+"));
+            (analyze(&or), analyze(&chain))
+        })
+        .unwrap();
+    let (or, chain) = at_limit
+        .join()
+        .expect("analysis overflowed the observer's stack");
+    assert!(or.parsed && or.predicates.len() == 1, "{:?}", or.predicates);
+    assert!(chain.parsed);
+    assert!(
+        !analyze(&format!(
+            "SELECT {} FROM t",
+            vec!["a"; MAX_OPERATORS + 2].join("+")
+        ))
+        .parsed
+    );
+    assert!(
+        analyze(&format!(
+            "SELECT {} FROM t",
+            vec!["a"; MAX_OPERATORS + 1].join(",")
+        ))
+        .parsed
+    );
+}
+
 #[test]
 fn big_statements_skip_the_parser() {
     let sql = format!(
