@@ -146,7 +146,8 @@ pub(crate) fn next_token(s: &[u8], i: usize) -> Token {
         C_OP => {
             let next = s.get(i + 1).copied();
             if c == b'-' && next == Some(b'-') {
-                let end = memchr(b'\n', &s[i..]).map_or(s.len(), |p| i + p + 1);
+                // As in PostgreSQL's scanner, a carriage return ends the comment too.
+                let end = memchr2(b'\n', b'\r', &s[i..]).map_or(s.len(), |p| i + p + 1);
                 (Tok::LineComment, end)
             } else if c == b'/' && next == Some(b'*') {
                 (Tok::BlockComment, lex_block_comment(s, i))

@@ -557,6 +557,21 @@ fn several_statements() {
     );
 }
 
+/// PostgreSQL ends a `--` comment at a carriage return too. Ending it only at a line feed hid
+/// the statements after it, and a quote or `/*` in them swallowed the rest of the text: the
+/// tracker then paired every later statement with the whole text.
+#[test]
+fn a_carriage_return_ends_a_line_comment() {
+    assert_eq!(n("-- note\rSELECT 'a' FROM t"), "SELECT $1 FROM t");
+    assert_eq!(n("SELECT 1 --x\r+ 2"), "SELECT $1 + $2");
+    let sql = b"--\rSELECT '\n/*';SELECT 1*1;SELECT 2";
+    let found: Vec<&[u8]> = split::statements(sql).map(|r| &sql[r]).collect();
+    assert_eq!(
+        found,
+        [&b"--\rSELECT '\n/*'"[..], b"SELECT 1*1", b"SELECT 2"]
+    );
+}
+
 #[test]
 fn invalid_utf8_is_replaced_in_identifiers_only() {
     let mut out = String::new();

@@ -828,14 +828,20 @@ fn starts_with_ignore_case(s: &str, prefix: &str) -> bool {
 }
 
 /// The statement of a simple Query's `text` found from `next` on, which moves past it. When
-/// the splitter finds no more statements but the server reports more, the whole text is used.
+/// the splitter finds no more statements but the server reports more, the whole text is used,
+/// and `next` moves to the end: the server and the splitter disagree on this text (a form the
+/// lexer does not know), and scanning the rest again for every later completion would take
+/// time quadratic in the text's length, on the relay thread.
 fn statement_from(text: &SqlText, next: &mut usize) -> SqlText {
     match split::next_statement(text.as_str().as_bytes(), *next) {
         Some((range, after)) => {
             *next = after;
             text.slice(range)
         }
-        None => text.clone(),
+        None => {
+            *next = text.as_str().len();
+            text.clone()
+        }
     }
 }
 
@@ -1043,6 +1049,31 @@ mod tests {
         let e = h.executions();
         assert_eq!(e[1].started, e[0].started + e[0].duration);
         assert!(e.iter().all(|e| e.protocol == Protocol::Simple));
+    }
+
+    /// When the server reports more statements than the splitter found, the later ones get
+    /// the whole text, and the text is not scanned again for each of them (that was quadratic
+    /// in the text's length, on the relay thread).
+    #[test]
+    fn more_completions_than_statements_do_not_rescan_the_text() {
+        // What the splitter sees after `SELECT 1;` is one unterminated comment.
+        let text = SqlText::new("SELECT 1; /* SELECT 2; SELECT 3");
+        let mut next = 0;
+        assert_eq!(statement_from(&text, &mut next).as_str(), "SELECT 1");
+        assert_eq!(statement_from(&text, &mut next).as_str(), text.as_str());
+        assert_eq!(next, text.as_str().len(), "the rest was consumed");
+        assert_eq!(statement_from(&text, &mut next).as_str(), text.as_str());
+
+        let mut h = Harness::new();
+        h.query(text.as_str())
+            .complete("SELECT 0")
+            .complete("SELECT 0")
+            .complete("SELECT 0")
+            .ready(b'I');
+        let sql: Vec<String> = h.seen().into_iter().map(|e| e.0).collect();
+        assert_eq!(sql[0], "SELECT 1");
+        assert_eq!(sql[1..], [text.as_str(), text.as_str()]);
+        h.assert_settled();
     }
 
     #[test]
