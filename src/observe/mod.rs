@@ -299,6 +299,10 @@ pub struct Analyzer {
     /// Prepared-statement text (by its place in memory) → what it fingerprinted to. Each entry
     /// keeps its text alive, so the place cannot be taken by another text while cached.
     texts: Map<(usize, usize), (SqlText, Fingerprinted)>,
+    /// The last simple-Query text and its fingerprint, kept the same way. The tracker gives a
+    /// text that the server and the splitter split differently to each of its remaining
+    /// statements: this keeps that from normalizing the whole text once per statement.
+    last_simple: Option<(SqlText, Fingerprinted)>,
     shapes: Map<u64, Arc<Shape>>,
     detectors: Map<u64, ConnDetector>,
     scratch: String,
@@ -309,6 +313,7 @@ impl Analyzer {
         Analyzer {
             threshold: n1_threshold,
             texts: Map::default(),
+            last_simple: None,
             shapes: Map::default(),
             detectors: Map::default(),
             scratch: String::new(),
@@ -404,7 +409,14 @@ impl Analyzer {
     fn fingerprint(&mut self, e: &Observed) -> Fingerprinted {
         let sql = e.sql.as_str();
         if e.protocol != Protocol::Extended {
-            return self.normalize(sql);
+            if let Some((text, fp)) = &self.last_simple {
+                if text.place() == e.sql.place() {
+                    return fp.clone();
+                }
+            }
+            let fp = self.normalize(sql);
+            self.last_simple = Some((e.sql.clone(), fp.clone()));
+            return fp;
         }
         let key = e.sql.place();
         if let Some((_, fp)) = self.texts.get(&key) {
@@ -481,6 +493,40 @@ mod tests {
             std::mem::size_of::<Execution>(),
         );
         assert!(event * 10 <= execution * 7, "{event} bytes for {execution}");
+    }
+
+    /// A simple-Query text given to several executions in a row (the tracker does that when
+    /// the server runs more statements than the splitter found) is normalized once.
+    #[test]
+    fn a_repeated_simple_text_is_normalized_once() {
+        use crate::proxy::{CommandTag, Execution, Protocol, SqlText};
+        let e = |sql: &SqlText| Execution {
+            connection_id: 1,
+            sql: sql.clone(),
+            protocol: Protocol::Simple,
+            named_statement: false,
+            started: std::time::Instant::now(),
+            started_at: std::time::SystemTime::now(),
+            duration: Duration::from_micros(10),
+            rows: 0,
+            tag: CommandTag::from_bytes(b"SELECT 0"),
+            error: None,
+            params_digest: 0,
+        };
+        let mut a = Analyzer::new(5);
+        let text = SqlText::new("SELECT 1; /* SELECT 2; SELECT 3");
+        let first = a.fingerprint(&Observed::from(e(&text)));
+        a.scratch.clear();
+        let again = a.fingerprint(&Observed::from(e(&text)));
+        assert_eq!(
+            (again.id, a.scratch.as_str()),
+            (first.id, ""),
+            "normalized again"
+        );
+        // The same bytes at another place are another text: normalized, to the same id.
+        let copy = SqlText::new(text.as_str());
+        assert_eq!(a.fingerprint(&Observed::from(e(&copy))).id, first.id);
+        assert!(!a.scratch.is_empty());
     }
 
     #[test]
