@@ -126,6 +126,7 @@ fn execution(
     Execution {
         connection_id,
         sql: sql.clone(),
+        backslash_quotes: false,
         protocol,
         named_statement: false,
         started: base.0 + since,

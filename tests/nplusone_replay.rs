@@ -119,6 +119,7 @@ fn replay(view: &Value, driver: &str, comments: bool) -> Vec<Burst> {
             let e = Execution {
                 connection_id: connection,
                 sql: SqlText::new(&sql),
+                backslash_quotes: false,
                 protocol,
                 named_statement: false,
                 started: clock,

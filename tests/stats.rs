@@ -444,3 +444,55 @@ fn clients_beyond_the_limit_get_53300_and_are_counted() {
         Some(0.0)
     );
 }
+
+/// With `standard_conforming_strings` off (by SET, or by a database default the server reports
+/// at login), `\'` does not end a string: the tracker follows the server's ParameterStatus so
+/// that the rest of the literal is not read as words and exported.
+#[test]
+fn literals_stay_out_with_standard_conforming_strings_off() {
+    let pg = PgServer::start();
+    let proxy = ProxyProcess::start(pg.port());
+    let http = proxy.http_port().unwrap();
+    let conn = proxy.conn();
+    let out = run(
+        conn.command("psql").args([
+            "-X",
+            "-q",
+            "-v",
+            "ON_ERROR_STOP=1",
+            "-c",
+            "SET standard_conforming_strings = off",
+            "-c",
+            r"SELECT 'it\'s zqscs-one and zqscs-two' AS set_by_set",
+        ]),
+        TIMEOUT,
+    );
+    out.assert_success();
+    psql(&pg.conn(), "CREATE DATABASE scs_off").assert_success();
+    psql(
+        &pg.conn(),
+        "ALTER DATABASE scs_off SET standard_conforming_strings = off",
+    )
+    .assert_success();
+    psql(
+        &conn.clone().with_dbname("scs_off"),
+        r"SELECT 'it\'s zqscs-three', E'zqscs-four\'' AS set_at_login",
+    )
+    .assert_success();
+    let qs = wait_for(http, "both statements", |qs| {
+        find(qs, &["set_by_set"]).is_some() && find(qs, &["set_at_login"]).is_some()
+    });
+    assert_eq!(
+        find(&qs, &["set_by_set"]).unwrap()["query"],
+        "SELECT $1 AS set_by_set"
+    );
+    assert_eq!(
+        find(&qs, &["set_at_login"]).unwrap()["query"],
+        "SELECT $1, $2 AS set_at_login"
+    );
+    let api = get_ok(http, "/api/queries");
+    let metrics = get_ok(http, "/metrics");
+    for export in [&api, &metrics, &proxy.stderr_so_far()] {
+        assert!(!export.contains("zqscs"), "a literal leaked: {export}");
+    }
+}

@@ -10,6 +10,33 @@
 
 use memchr::{memchr, memchr2, memmem};
 
+thread_local! {
+    /// See [`with_backslash_quotes`].
+    static BACKSLASH_QUOTES: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Run `f` with plain `'…'` (and `N'…'`) strings lexed the way PostgreSQL reads them when
+/// `on`, that is with `standard_conforming_strings = off`: a backslash escapes the next
+/// character, so `'it\'s'` is one string. Read the other way, the text after `\'` would come
+/// out as words and leak literal values into the normalized text. The setting is a session's
+/// (the server reports it in ParameterStatus); the lexing functions take it from here, for the
+/// current thread, so that their signatures need not carry it everywhere.
+pub fn with_backslash_quotes<T>(on: bool, f: impl FnOnce() -> T) -> T {
+    struct Restore(bool);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            BACKSLASH_QUOTES.with(|c| c.set(self.0));
+        }
+    }
+    let _restore = Restore(BACKSLASH_QUOTES.with(|c| c.replace(on)));
+    f()
+}
+
+#[inline]
+pub(crate) fn backslash_quotes() -> bool {
+    BACKSLASH_QUOTES.with(|c| c.get())
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Tok {
     /// A run of white space.
@@ -166,7 +193,7 @@ pub(crate) fn next_token(s: &[u8], i: usize) -> Token {
             };
             (kind, i + 1)
         }
-        C_QUOTE => (Tok::Str, lex_quoted_string(s, i, false)),
+        C_QUOTE => (Tok::Str, lex_quoted_string(s, i, backslash_quotes())),
         C_DQUOTE => (Tok::QuotedIdent, lex_quoted_ident(s, i + 1)),
         C_DOLLAR => lex_dollar(s, i),
         C_DOT => {
@@ -220,7 +247,10 @@ fn lex_word_or_prefixed(s: &[u8], i: usize) -> (Tok, usize) {
     let c = s[i];
     match (c | 0x20, s.get(i + 1).copied()) {
         (b'e', Some(b'\'')) => return (Tok::Str, lex_quoted_string(s, i + 1, true)),
-        (b'b' | b'x' | b'n', Some(b'\'')) => return (Tok::Str, lex_quoted_string(s, i + 1, false)),
+        (b'n', Some(b'\'')) => {
+            return (Tok::Str, lex_quoted_string(s, i + 1, backslash_quotes()));
+        }
+        (b'b' | b'x', Some(b'\'')) => return (Tok::Str, lex_quoted_string(s, i + 1, false)),
         (b'u', Some(b'&')) => match s.get(i + 2) {
             Some(b'\'') => return (Tok::Str, lex_quoted_string(s, i + 2, false)),
             Some(b'"') => return (Tok::QuotedIdent, lex_quoted_ident(s, i + 3)),

@@ -104,6 +104,7 @@ pub use analyze::{
     analyze, Analysis, Clause, ColumnUse, Kind, MAX_ITEMS, MAX_OPERATORS, MAX_PARSE_LEN,
 };
 pub use comment::Context;
+pub use lexer::with_backslash_quotes;
 
 /// What [`normalize()`] learned about one statement besides its text.
 #[derive(Clone, PartialEq, Eq)]

@@ -11,7 +11,9 @@
 use xxhash_rust::xxh3::xxh3_64_with_seed;
 
 use super::keywords::{self, flags, kw, Kw, FLAG_GLUE_PAREN, FLAG_TYPMOD, FLAG_VALUE_LIKE};
-use super::lexer::{is_space, lex_number, lex_quoted_string, next_token, Tok, Token};
+use super::lexer::{
+    backslash_quotes, is_space, lex_number, lex_quoted_string, next_token, Tok, Token,
+};
 
 /// New parameters whose positions are remembered for patching their numbers.
 pub(crate) const PATCHABLE: usize = 16;
@@ -695,7 +697,7 @@ fn fast_elem(s: &[u8], mut j: usize, close: u8) -> Option<(usize, Option<u32>)> 
     }
     let (end, param) = match *s.get(j)? {
         b'0'..=b'9' => (lex_number(s, j), None),
-        b'\'' => (lex_quoted_string(s, j, false), None),
+        b'\'' => (lex_quoted_string(s, j, backslash_quotes()), None),
         b'$' if s.get(j + 1).is_some_and(u8::is_ascii_digit) => {
             let mut e = j + 1;
             while e < s.len() && s[e].is_ascii_digit() {

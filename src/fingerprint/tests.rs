@@ -572,6 +572,33 @@ fn a_carriage_return_ends_a_line_comment() {
     );
 }
 
+/// With `standard_conforming_strings = off`, `\'` does not end a plain string: read the
+/// standard way, the rest of the literal came out as words (a leak).
+#[test]
+fn backslash_quotes_when_the_session_has_them() {
+    let sql = r"SELECT 'it\'s zq1 and zq2' AS a, N'x\'zq3' FROM t WHERE b = 'c:\\'";
+    let off = with_backslash_quotes(true, || n(sql));
+    assert_eq!(off, "SELECT $1 AS a, $2 FROM t WHERE b = $3");
+    // The standard reading of the same text differs, and the mode does not outlive the call.
+    assert_ne!(n(sql), off);
+    assert_eq!(n(r"SELECT 'c:\', 1"), "SELECT $1, $2");
+    // Splitting follows the same rule.
+    let two = br"SELECT 'a\'; b'; SELECT 2";
+    let off: Vec<&[u8]> =
+        with_backslash_quotes(true, || split::statements(two).map(|r| &two[r]).collect());
+    assert_eq!(off, [&br"SELECT 'a\'; b'"[..], b"SELECT 2"]);
+    let on: Vec<&[u8]> = split::statements(two).map(|r| &two[r]).collect();
+    assert_eq!(on[0], br"SELECT 'a\'");
+    // Nested calls restore the outer mode.
+    with_backslash_quotes(true, || {
+        assert_eq!(
+            with_backslash_quotes(false, || n(r"SELECT 'c:\', 1")),
+            "SELECT $1, $2"
+        );
+        assert_eq!(n(r"SELECT 'it\'s'"), "SELECT $1");
+    });
+}
+
 #[test]
 fn invalid_utf8_is_replaced_in_identifiers_only() {
     let mut out = String::new();

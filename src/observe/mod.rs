@@ -89,6 +89,7 @@ pub struct Observed {
     pub params_digest: u64,
     pub protocol: Protocol,
     pub failed: bool,
+    pub backslash_quotes: bool,
 }
 
 impl From<Execution> for Observed {
@@ -103,6 +104,7 @@ impl From<Execution> for Observed {
             params_digest: e.params_digest,
             protocol: e.protocol,
             failed: e.error.is_some(),
+            backslash_quotes: e.backslash_quotes,
         }
     }
 }
@@ -347,7 +349,7 @@ impl Analyzer {
         let shape = match self.shapes.get(&fp.id) {
             Some(s) => s.clone(),
             None => {
-                let shape = Arc::new(self.shape(e.sql.as_str()));
+                let shape = Arc::new(self.shape(e.sql.as_str(), e.backslash_quotes));
                 if self.shapes.len() >= SHAPE_CACHE {
                     self.shapes.clear();
                 }
@@ -414,7 +416,7 @@ impl Analyzer {
                     return fp.clone();
                 }
             }
-            let fp = self.normalize(sql);
+            let fp = self.normalize(sql, e.backslash_quotes);
             self.last_simple = Some((e.sql.clone(), fp.clone()));
             return fp;
         }
@@ -422,7 +424,7 @@ impl Analyzer {
         if let Some((_, fp)) = self.texts.get(&key) {
             return fp.clone();
         }
-        let fp = self.normalize(sql);
+        let fp = self.normalize(sql, e.backslash_quotes);
         if self.texts.len() >= TEXT_CACHE {
             self.texts.clear();
         }
@@ -430,8 +432,10 @@ impl Analyzer {
         fp
     }
 
-    fn normalize(&mut self, sql: &str) -> Fingerprinted {
-        let n = fingerprint::normalize(sql.as_bytes(), &mut self.scratch);
+    fn normalize(&mut self, sql: &str, backslash_quotes: bool) -> Fingerprinted {
+        let n = fingerprint::with_backslash_quotes(backslash_quotes, || {
+            fingerprint::normalize(sql.as_bytes(), &mut self.scratch)
+        });
         Fingerprinted {
             id: n.id,
             literal_digest: n.literal_digest,
@@ -446,8 +450,10 @@ impl Analyzer {
     }
 
     /// Normalize and analyze a statement's text (once per new fingerprint).
-    fn shape(&mut self, sql: &str) -> Shape {
-        fingerprint::normalize(sql.as_bytes(), &mut self.scratch);
+    fn shape(&mut self, sql: &str, backslash_quotes: bool) -> Shape {
+        fingerprint::with_backslash_quotes(backslash_quotes, || {
+            fingerprint::normalize(sql.as_bytes(), &mut self.scratch)
+        });
         let analysis = fingerprint::analyze(&self.scratch);
         Shape::new(&self.scratch, &analysis)
     }
@@ -503,6 +509,7 @@ mod tests {
         let e = |sql: &SqlText| Execution {
             connection_id: 1,
             sql: sql.clone(),
+            backslash_quotes: false,
             protocol: Protocol::Simple,
             named_statement: false,
             started: std::time::Instant::now(),

@@ -212,6 +212,9 @@ pub struct Execution {
     /// The statement's text as the client sent it (with literals: never log or export it).
     /// For a function call it is `fastpath function call`.
     pub sql: SqlText,
+    /// `sql` was sent while the server's `standard_conforming_strings` was off, so its `'…'`
+    /// strings take backslash escapes ([`crate::fingerprint::with_backslash_quotes`]).
+    pub backslash_quotes: bool,
     pub protocol: Protocol,
     /// For the extended protocol: the prepared statement's name was not empty.
     pub named_statement: bool,

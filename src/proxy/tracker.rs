@@ -40,7 +40,7 @@ use pgwire::messages::{DecodeContext, Message, ProtocolVersion};
 
 use super::execution::{CommandTag, Execution, ExecutionSink, Protocol, SqlState, SqlText};
 use super::wire;
-use crate::fingerprint::split;
+use crate::fingerprint::{self, split};
 
 /// A reading of both clocks, taken once per chunk of bytes the relay handles (from a
 /// [`ClockSource`]).
@@ -109,14 +109,14 @@ pub fn frontend_needs_body(tag: u8) -> bool {
 pub fn backend_tracked(tag: u8) -> bool {
     matches!(
         tag,
-        b'1' | b'2' | b'3' | b'n' | b'T' | b'D' | b'C' | b'I' | b's' | b'E' | b'V' | b'Z'
+        b'1' | b'2' | b'3' | b'n' | b'T' | b'D' | b'C' | b'I' | b's' | b'E' | b'V' | b'Z' | b'S'
     )
 }
 
 /// Does the tracker need the whole body of this backend message?
 #[inline]
 pub fn backend_needs_body(tag: u8) -> bool {
-    matches!(tag, b'C' | b'E' | b'Z')
+    matches!(tag, b'C' | b'E' | b'Z' | b'S')
 }
 
 const FUNCTION_CALL_SQL: &str = "fastpath function call";
@@ -130,6 +130,8 @@ const QUERY_TEXTS_CHUNK: usize = 4096;
 #[derive(Clone)]
 struct Running {
     sql: SqlText,
+    /// `sql` came while `standard_conforming_strings` was off.
+    backslash_quotes: bool,
     protocol: Protocol,
     named_statement: bool,
     started: Clock,
@@ -178,6 +180,7 @@ impl Running {
         Execution {
             connection_id,
             sql: self.sql,
+            backslash_quotes: self.backslash_quotes,
             protocol: self.protocol,
             named_statement: self.named_statement,
             started: started.instant,
@@ -207,6 +210,8 @@ struct SimpleQuery {
 struct Statement {
     sql: SqlText,
     named: bool,
+    /// Parsed while `standard_conforming_strings` was off.
+    backslash_quotes: bool,
 }
 
 /// A bound portal.
@@ -261,6 +266,9 @@ pub struct Tracker {
     /// transaction the COMMIT happens at Sync, and if it fails (a deferred constraint) the
     /// failure is that statement's.
     held: Option<Execution>,
+    /// The server's `standard_conforming_strings` is off (it says so in ParameterStatus, at
+    /// login and after a SET): `'…'` strings take backslash escapes.
+    backslash_quotes: bool,
 }
 
 impl Tracker {
@@ -280,6 +288,7 @@ impl Tracker {
             last_done: None,
             stopped: false,
             held: None,
+            backslash_quotes: false,
         }
     }
 
@@ -370,6 +379,7 @@ impl Tracker {
             b'S' => self.push(Pending::Sync),
             b'F' => self.push(Pending::FunctionCall(Running {
                 sql: SqlText::from_static(FUNCTION_CALL_SQL),
+                backslash_quotes: false,
                 protocol: Protocol::FunctionCall,
                 named_statement: false,
                 started: now,
@@ -389,12 +399,16 @@ impl Tracker {
         self.note_deallocate(&raw);
         let text = SqlText::append(&mut self.query_texts, &raw, QUERY_TEXTS_CHUNK);
         let mut next = 0;
-        let sql = statement_from(&text, &mut next);
+        // The server lexes the whole Query before it runs any of it, so a SET in it changes
+        // nothing for the rest of the text.
+        let backslash_quotes = self.backslash_quotes;
+        let sql = statement_from(&text, &mut next, backslash_quotes);
         self.push(Pending::Query(SimpleQuery {
             text,
             next,
             current: Running {
                 sql,
+                backslash_quotes,
                 protocol: Protocol::Simple,
                 named_statement: false,
                 started: now,
@@ -424,6 +438,7 @@ impl Tracker {
                     let sql = Statement {
                         sql: SqlText::new(body),
                         named: true,
+                        backslash_quotes: self.backslash_quotes,
                     };
                     self.statements.insert(Box::from(name.as_bytes()), sql);
                 }
@@ -467,9 +482,11 @@ impl Tracker {
             return;
         }
         let previous = current.cloned();
+        let backslash_quotes = self.backslash_quotes;
         let sql = self.decode_parse(body).map(|text| Statement {
             sql: SqlText::new(&text),
             named: !name.is_empty(),
+            backslash_quotes,
         });
         match (&sql, name.is_empty()) {
             (Some(s), true) => self.unnamed_statement = Some(s.clone()),
@@ -490,6 +507,9 @@ impl Tracker {
 
     /// Decode a Parse message with pgwire (once per new statement text).
     fn decode_parse(&mut self, body: &[u8]) -> Option<String> {
+        if !wire::whole_parse(body) {
+            return None;
+        }
         let parse: Parse = self.decode(b'P', body)?;
         Some(parse.query)
     }
@@ -540,6 +560,7 @@ impl Tracker {
             }?;
             Some(Running {
                 sql: portal.statement.sql.clone(),
+                backslash_quotes: portal.statement.backslash_quotes,
                 protocol: Protocol::Extended,
                 named_statement: portal.statement.named,
                 started: now,
@@ -581,6 +602,12 @@ impl Tracker {
                 _ => {}
             },
             b'C' => self.complete(CommandTag::from_bytes(wire::read_cstr(body)), now),
+            b'S' => {
+                let mut r = wire::Reader::new(body);
+                if let (Some(b"standard_conforming_strings"), Some(value)) = (r.cstr(), r.cstr()) {
+                    self.backslash_quotes = value == b"off";
+                }
+            }
             b'I' => self.complete(CommandTag::from_bytes(b"EMPTY"), now),
             b's' => self.complete(CommandTag::from_bytes(b"SUSPENDED"), now),
             b'1' => {
@@ -669,7 +696,7 @@ impl Tracker {
                 // The next statement starts now; the finished one's text moves into its
                 // execution.
                 let next = Running {
-                    sql: statement_from(&q.text, &mut q.next),
+                    sql: statement_from(&q.text, &mut q.next, q.current.backslash_quotes),
                     started: now,
                     rows: 0,
                     ..q.current
@@ -700,7 +727,11 @@ impl Tracker {
     }
 
     fn on_error(&mut self, body: &[u8], now: Clock) {
-        let code = match self.decode::<ErrorResponse>(b'E', body) {
+        let decoded = match wire::whole_fields(body) {
+            true => self.decode::<ErrorResponse>(b'E', body),
+            false => None,
+        };
+        let code = match decoded {
             Some(e) => e
                 .fields
                 .iter()
@@ -810,6 +841,7 @@ fn record(
 fn failed_before_execution(id: u64, s: &Statement, now: Clock, code: SqlState) -> Execution {
     Running {
         sql: s.sql.clone(),
+        backslash_quotes: s.backslash_quotes,
         protocol: Protocol::Extended,
         named_statement: s.named,
         started: now,
@@ -832,8 +864,11 @@ fn starts_with_ignore_case(s: &str, prefix: &str) -> bool {
 /// and `next` moves to the end: the server and the splitter disagree on this text (a form the
 /// lexer does not know), and scanning the rest again for every later completion would take
 /// time quadratic in the text's length, on the relay thread.
-fn statement_from(text: &SqlText, next: &mut usize) -> SqlText {
-    match split::next_statement(text.as_str().as_bytes(), *next) {
+fn statement_from(text: &SqlText, next: &mut usize, backslash_quotes: bool) -> SqlText {
+    let found = fingerprint::with_backslash_quotes(backslash_quotes, || {
+        split::next_statement(text.as_str().as_bytes(), *next)
+    });
+    match found {
         Some((range, after)) => {
             *next = after;
             text.slice(range)
@@ -1059,10 +1094,16 @@ mod tests {
         // What the splitter sees after `SELECT 1;` is one unterminated comment.
         let text = SqlText::new("SELECT 1; /* SELECT 2; SELECT 3");
         let mut next = 0;
-        assert_eq!(statement_from(&text, &mut next).as_str(), "SELECT 1");
-        assert_eq!(statement_from(&text, &mut next).as_str(), text.as_str());
+        assert_eq!(statement_from(&text, &mut next, false).as_str(), "SELECT 1");
+        assert_eq!(
+            statement_from(&text, &mut next, false).as_str(),
+            text.as_str()
+        );
         assert_eq!(next, text.as_str().len(), "the rest was consumed");
-        assert_eq!(statement_from(&text, &mut next).as_str(), text.as_str());
+        assert_eq!(
+            statement_from(&text, &mut next, false).as_str(),
+            text.as_str()
+        );
 
         let mut h = Harness::new();
         h.query(text.as_str())
@@ -1074,6 +1115,80 @@ mod tests {
         assert_eq!(sql[0], "SELECT 1");
         assert_eq!(sql[1..], [text.as_str(), text.as_str()]);
         h.assert_settled();
+    }
+
+    /// The server reports `standard_conforming_strings` in ParameterStatus (at login and
+    /// after a SET); while it is off, Query texts are split with backslash escapes, and every
+    /// execution says how its text is to be read.
+    #[test]
+    fn standard_conforming_strings_off_is_followed() {
+        let scs = |value: &str| {
+            let mut b = cstr("standard_conforming_strings");
+            b.extend(cstr(value));
+            b
+        };
+        let sql = r"SELECT 'a\'; b'; SELECT 2";
+        let mut h = Harness::new();
+        h.be(b'S', &scs("off")).be(b'Z', b"I");
+        h.query(sql)
+            .rows(1)
+            .complete("SELECT 1")
+            .rows(1)
+            .complete("SELECT 1")
+            .ready(b'I');
+        // A Parse while it is off, executed after it is on again, keeps the reading it had.
+        h.parse("p", r"SELECT 'x\'y'").sync();
+        h.be(b'1', &[]).ready(b'I');
+        h.be(b'S', &scs("on"));
+        h.query(sql).rows(1).complete("SELECT 1").ready(b'I');
+        h.bind("", "p", &[]).execute("", 0).sync();
+        h.be(b'2', &[]).rows(1).complete("SELECT 1").ready(b'I');
+        let e = h.executions();
+        let got: Vec<(&str, bool)> = e
+            .iter()
+            .map(|e| (e.sql.as_str(), e.backslash_quotes))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                (r"SELECT 'a\'; b'", true),
+                ("SELECT 2", true),
+                (r"SELECT 'a\'", false),
+                (r"SELECT 'x\'y'", true),
+            ]
+        );
+        h.assert_settled();
+    }
+
+    /// pgwire's decoders panic on a Parse or an ErrorResponse cut short. A client may send
+    /// such a Parse (the server answers it with an error), and tracking must go on.
+    #[test]
+    fn cut_short_messages_are_not_decoded() {
+        let mut h = Harness::new();
+        // A Parse without its parameter count, then one whose count promises a type id.
+        for body in [&b"\0SELECT 1\0"[..], b"\0SELECT $1\0\0\x01\0\0"] {
+            h.fe(b'P', body).sync();
+            h.error("08P01").ready(b'I');
+        }
+        // An ErrorResponse without its final NUL, and an empty one.
+        for body in [&b"SERROR\0C42601\0"[..], b""] {
+            h.query("SELECT x");
+            h.be(b'E', body).ready(b'I');
+        }
+        h.query("SELECT 1").rows(1).complete("SELECT 1").ready(b'I');
+        assert!(!h.tracker.stopped(), "tracking stopped");
+        let seen = h.seen();
+        assert_eq!(
+            seen[seen.len() - 3..],
+            [
+                failed("SELECT x", "42601"),
+                failed("SELECT x", "XX000"),
+                ok("SELECT 1", 1, "SELECT 1"),
+            ]
+        );
+        h.assert_settled();
+        assert!(wire::whole_parse(b"\0SELECT $1\0\0\x01\0\0\0\x17"));
+        assert!(wire::whole_fields(b"SERROR\0C42601\0\0"));
     }
 
     #[test]

@@ -158,6 +158,31 @@ pub fn error_code(body: &[u8]) -> Option<&[u8]> {
     }
 }
 
+/// Is `body` a whole Parse (name, query, parameter type count and that many type ids)?
+/// pgwire's decoder panics on one cut short, which a client can send (the server answers it
+/// with an error and goes on).
+pub fn whole_parse(body: &[u8]) -> bool {
+    let mut r = Reader::new(body);
+    r.cstr().is_some()
+        && r.cstr().is_some()
+        && r.i16()
+            .and_then(|n| usize::try_from(n).ok())
+            .is_some_and(|n| r.bytes(n * 4).is_some())
+}
+
+/// Is `body` a whole ErrorResponse or NoticeResponse (fields, each a type byte and a
+/// NUL-terminated value, then a NUL)? pgwire's decoder panics on one cut short.
+pub fn whole_fields(body: &[u8]) -> bool {
+    let mut r = Reader::new(body);
+    loop {
+        match r.u8() {
+            Some(0) => return true,
+            Some(_) if r.cstr().is_some() => {}
+            _ => return false,
+        }
+    }
+}
+
 /// Append an ErrorResponse (severity, SQLSTATE, message) to `out`, as the server writes one.
 pub fn put_error(out: &mut BytesMut, severity: &str, code: &str, message: &str) {
     let body_len =
