@@ -2171,6 +2171,58 @@ fn malformed_startup_with_more_bytes_behind_it_gets_08p01_then_eof() {
     }
 }
 
+/// A frame the tracker reads is buffered whole, but the buffer grows as the frame's bytes come,
+/// not to the size its header announces: four connections that send a Query header saying
+/// 1 GiB and then a few bytes (before logging in, or after) made the proxy allocate and zero
+/// 1 GiB each.
+#[test]
+fn an_announced_message_size_is_not_allocated_up_front() {
+    let pg = PgServer::start();
+    let proxy = ProxyProcess::start(pg.port());
+    let rss_mib = || {
+        let status = fs::read_to_string(format!("/proc/{}/status", proxy.pid())).unwrap();
+        let kib: u64 = status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .expect("VmRSS in /proc/PID/status");
+        kib / 1024
+    };
+    let before = rss_mib();
+    let mut conns = Vec::new();
+    for logged_in in [false, false, true, true] {
+        let mut conn = RawConn::connect(proxy.port());
+        if logged_in {
+            conn.startup("postgres", "app");
+        } else {
+            let mut body = 196_608u32.to_be_bytes().to_vec();
+            body.extend(b"user\0postgres\0database\0app\0\0");
+            let mut packet = ((body.len() + 4) as u32).to_be_bytes().to_vec();
+            packet.extend(body);
+            conn.send(&packet);
+        }
+        let mut header = vec![b'Q'];
+        header.extend(0x3fff_fff0u32.to_be_bytes());
+        header.extend(b"SELECT 1");
+        conn.send(&header);
+        conns.push(conn);
+    }
+    // The old code had grown its buffers well within this time.
+    let deadline = Instant::now() + Duration::from_secs(2);
+    while Instant::now() < deadline {
+        let now = rss_mib();
+        assert!(
+            now < before + 64,
+            "resident memory grew from {before} to {now} MiB"
+        );
+        thread::sleep(Duration::from_millis(50));
+    }
+    // The proxy still serves others.
+    let mut other = RawConn::connect(proxy.port());
+    other.startup("postgres", "app");
+    drop(conns);
+}
+
 /// What a client read from a connection the proxy closed: whole messages only, the last one
 /// possibly cut short by the close; an ErrorResponse only as the last message.
 fn check_framing(bytes: &[u8], allowed: &[u8]) -> Result<String, String> {

@@ -695,12 +695,16 @@ impl Pump {
     }
 
     /// Before a read (everything walked has been forwarded): leave room at the end, and room
-    /// for the whole of a frame the tracker waits for.
+    /// towards the whole of a frame the tracker waits for. The buffer grows towards that
+    /// frame's size at most twofold per read, as its bytes come, not to the size its header
+    /// announces: a header alone (5 bytes saying 1 GiB, from a client that need not have
+    /// logged in) must not make the proxy allocate and zero the whole of it.
     fn make_room(&mut self) {
         if self.need > self.buf.len() - self.start {
             self.compact();
             if self.buf.len() < self.need {
-                self.buf.resize(self.need, 0);
+                let grown = (self.buf.len() * 2).max(self.end + self.chunk);
+                self.buf.resize(grown.min(self.need), 0);
             }
         }
         if self.start == self.end {
