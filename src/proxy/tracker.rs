@@ -203,6 +203,28 @@ struct SimpleQuery {
     next: usize,
     current: Running,
     failed: bool,
+    /// What its first statement does to SQL-level prepared statements, done when the server
+    /// completes it (a PREPARE the server rejects names nothing).
+    prepared: Option<SqlPrepared>,
+}
+
+/// What a Query's `PREPARE`, `DEALLOCATE` or `DISCARD ALL` does to the statements a Bind may
+/// name.
+enum SqlPrepared {
+    Prepare(Box<[u8]>, Statement),
+    Deallocate(Box<[u8]>),
+    DeallocateAll,
+}
+
+impl SqlPrepared {
+    /// Did the server's tag confirm it?
+    fn done_by(&self, tag: &CommandTag) -> bool {
+        match self {
+            SqlPrepared::Prepare(..) => tag.is(b"PREPARE"),
+            SqlPrepared::Deallocate(_) => tag.is(b"DEALLOCATE"),
+            SqlPrepared::DeallocateAll => tag.is(b"DEALLOCATE ALL") || tag.is(b"DISCARD ALL"),
+        }
+    }
 }
 
 /// A prepared statement (or the unnamed one): its text.
@@ -396,7 +418,7 @@ impl Tracker {
         }
         // Borrowed, not copied, unless the bytes are not UTF-8.
         let raw: Cow<str> = String::from_utf8_lossy(wire::read_cstr(body));
-        self.note_deallocate(&raw);
+        let prepared = self.sql_prepared(&raw);
         let text = SqlText::append(&mut self.query_texts, &raw, QUERY_TEXTS_CHUNK);
         let mut next = 0;
         // The server lexes the whole Query before it runs any of it, so a SET in it changes
@@ -416,12 +438,13 @@ impl Tracker {
                 params_digest: 0,
             },
             failed: false,
+            prepared,
         }));
     }
 
     /// SQL-level `PREPARE` creates prepared statements that a Bind may name, and
-    /// `DEALLOCATE` and `DISCARD ALL` drop them.
-    fn note_deallocate(&mut self, text: &str) {
+    /// `DEALLOCATE` and `DISCARD ALL` drop them: what the Query `text` would do.
+    fn sql_prepared(&self, text: &str) -> Option<SqlPrepared> {
         let t = text.trim_start();
         let starts = |p: &str| starts_with_ignore_case(t, p);
         if starts("PREPARE ") {
@@ -440,14 +463,15 @@ impl Tracker {
                         named: true,
                         backslash_quotes: self.backslash_quotes,
                     };
-                    self.statements.insert(Box::from(name.as_bytes()), sql);
+                    return Some(SqlPrepared::Prepare(Box::from(name.as_bytes()), sql));
                 }
             }
+            None
         } else if starts("DISCARD ALL")
             || starts("DEALLOCATE ALL")
             || starts("DEALLOCATE PREPARE ALL")
         {
-            self.statements.clear();
+            Some(SqlPrepared::DeallocateAll)
         } else if starts("DEALLOCATE") {
             let rest = t["DEALLOCATE".len()..].trim_start();
             let rest = if starts_with_ignore_case(rest, "PREPARE") {
@@ -458,7 +482,21 @@ impl Tracker {
             let name = rest
                 .trim_end_matches(|c: char| c == ';' || c.is_whitespace())
                 .trim_matches('"');
-            self.statements.remove(name.as_bytes());
+            Some(SqlPrepared::Deallocate(Box::from(name.as_bytes())))
+        } else {
+            None
+        }
+    }
+
+    fn apply(&mut self, prepared: SqlPrepared) {
+        match prepared {
+            SqlPrepared::Prepare(name, statement) => {
+                self.statements.insert(name, statement);
+            }
+            SqlPrepared::Deallocate(name) => {
+                self.statements.remove(&name);
+            }
+            SqlPrepared::DeallocateAll => self.statements.clear(),
         }
     }
 
@@ -702,9 +740,13 @@ impl Tracker {
                     ..q.current
                 };
                 let done = std::mem::replace(&mut q.current, next);
+                let prepared = q.prepared.take().filter(|p| p.done_by(&tag));
                 let e = done.finish(id, now, tag, None, &mut self.last_done);
                 if !tag.is(b"EMPTY") {
                     record(&mut self.sink, &mut self.held, e, false);
+                }
+                if let Some(p) = prepared {
+                    self.apply(p);
                 }
             }
             Some(Pending::Execute(_)) => {
@@ -1597,6 +1639,28 @@ mod tests {
         h.bind("", "q", &["1"]).execute("", 0).sync();
         h.be(b'2', &[]).rows(1).complete("SELECT 1").ready(b'I');
         assert_eq!(h.seen()[1], ok("SELECT $1 + 1", 1, "SELECT 1"));
+    }
+
+    /// A PREPARE, DEALLOCATE or DISCARD counts once the server has done it: a rejected
+    /// PREPARE (say a syntax error in 1 MB of text) names nothing and keeps nothing, and a
+    /// failed DEALLOCATE forgets nothing.
+    #[test]
+    fn sql_prepare_counts_once_the_server_has_done_it() {
+        let mut h = Harness::new();
+        h.query("PREPARE bad AS SELEC 1").error("42601").ready(b'I');
+        assert!(
+            h.tracker.statements.is_empty(),
+            "a rejected PREPARE was kept"
+        );
+        h.query("PREPARE q AS SELECT 1")
+            .complete("PREPARE")
+            .ready(b'I');
+        h.query("DEALLOCATE q").error("25P02").ready(b'E');
+        h.query("DISCARD ALL").error("25001").ready(b'E');
+        assert!(h.tracker.statements.contains_key(&b"q"[..]));
+        h.query("DEALLOCATE q").complete("DEALLOCATE").ready(b'I');
+        assert!(h.tracker.statements.is_empty());
+        h.assert_settled();
     }
 
     #[test]
