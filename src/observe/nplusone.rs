@@ -198,7 +198,7 @@ pub struct Burst {
 struct Run {
     fingerprint: u64,
     shape: Arc<Shape>,
-    first_seq: u32,
+    first_seq: u64,
     count: u64,
     rows: u64,
     total: Duration,
@@ -249,13 +249,13 @@ impl Digests {
 struct ParentCandidate {
     fingerprint: u64,
     shape: Arc<Shape>,
-    seq: u32,
+    seq: u64,
 }
 
 /// The statements of one connection's current request.
 pub struct ConnDetector {
     threshold: u64,
-    seq: u32,
+    seq: u64,
     runs: Map<u64, Run>,
     parents: Vec<ParentCandidate>,
     request: Option<u64>,
@@ -315,7 +315,7 @@ impl ConnDetector {
             last_at: s.at,
         });
         run.count += 1;
-        run.rows += s.rows;
+        run.rows = run.rows.saturating_add(s.rows);
         run.total += s.duration;
         run.last_at = s.at;
         run.max_same = run.max_same.max(run.digests.count(s.digest));
@@ -417,14 +417,14 @@ impl ConnDetector {
                     shape: run.shape.clone(),
                     parent: root.zip(parent_shape),
                     size: run.count,
-                    wasted: run.total - run.total / run.count as u32,
+                    wasted: run.total - mean(run.total, run.count),
                     route: self.route.clone(),
                     suggestion,
                     at,
                 });
             } else if run.max_same >= 3 {
                 let repeats = u64::from(run.max_same);
-                let mean = run.total / run.count as u32;
+                let mean = mean(run.total, run.count);
                 out.push(Burst {
                     duplicate: true,
                     fingerprint: run.fingerprint,
@@ -450,7 +450,7 @@ impl ConnDetector {
 
     /// The parent of an N+1 child run: (parent fingerprint, how the child relates to it).
     fn parent_of(&self, child: &Run) -> Option<(Option<u64>, Option<Relation>)> {
-        let before = |seq: u32| seq < child.first_seq;
+        let before = |seq: u64| seq < child.first_seq;
         // Candidates: single queries with enough rows, and earlier bursts whose rows add up.
         // A query that already joins the child's table has those rows (a select_related
         // queryset): it is no parent of lookups in that table.
@@ -458,7 +458,7 @@ impl ConnDetector {
             Some(t) => p.tables.iter().skip(1).any(|pt| pt == t),
             None => false,
         };
-        let mut candidates: Vec<(u32, u64, &Arc<Shape>)> = self
+        let mut candidates: Vec<(u64, u64, &Arc<Shape>)> = self
             .parents
             .iter()
             .filter(|p| {
@@ -661,8 +661,36 @@ impl Findings {
     }
 }
 
+/// `total / count`, for any count (`Duration` divides by a `u32` only).
+fn mean(total: Duration, count: u64) -> Duration {
+    match count {
+        0 => Duration::ZERO,
+        n => Duration::from_nanos(
+            u64::try_from(total.as_nanos() / u128::from(n)).unwrap_or(u64::MAX),
+        ),
+    }
+}
+
 #[cfg(test)]
 mod tests {
+
+    /// Counts past `u32::MAX` (a long-lived autocommit connection's run) divide correctly;
+    /// `Duration / (count as u32)` divided by zero at 2^32 and wrongly above it.
+    #[test]
+    fn means_of_counts_beyond_u32() {
+        let count = (1u64 << 32) + 2;
+        assert_eq!(
+            mean(Duration::from_secs(count), count),
+            Duration::from_secs(1)
+        );
+        assert_eq!(
+            mean(Duration::from_secs(3), 1 << 32),
+            Duration::from_nanos(0)
+        );
+        assert_eq!(mean(Duration::from_secs(3), 0), Duration::ZERO);
+        assert_eq!(mean(Duration::from_secs(3), 2), Duration::from_millis(1500));
+    }
+
     use super::*;
     use crate::fingerprint;
 
