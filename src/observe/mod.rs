@@ -253,7 +253,19 @@ impl Worker {
             let mut disconnected = false;
             while handled < BATCH {
                 match rx.try_recv() {
-                    Ok(event) => self.handle(&mut registry, event),
+                    Ok(event) => {
+                        // A panic in analysis (a bug, on some statement) loses that event,
+                        // not the analysis of everything after it.
+                        let handled =
+                            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                                self.handle(&mut registry, event)
+                            }));
+                        if handled.is_err() {
+                            tracing::error!(
+                                "internal error in analysis; one statement was not counted"
+                            );
+                        }
+                    }
                     Err(TryRecvError::Empty) => break,
                     Err(TryRecvError::Disconnected) => {
                         disconnected = true;
