@@ -2699,3 +2699,44 @@ fn listen_address_in_use_exits_1() {
     assert!(out.stderr.contains(&port.to_string()), "{out}");
     drop(taken);
 }
+
+/// A malformed `--upstream` (from the flag or its variable) is a bad flag: exit 2 with one line
+/// naming it, before listening; a URL's password is never shown.
+#[test]
+fn malformed_upstream_exits_2_with_one_line() {
+    let cases = [
+        ("postgres://u:pw-secret@[::1/db", "']'"),
+        ("postgres://u:pw-secret@h1:5432,h2:5433/db", "one server"),
+        ("a b:5432", "white space"),
+        ("postgres://u:pw-secret@host:5432:99/db", "':'"),
+        ("postgres://u:pw-secret@%2Ftmp%2Fsock/db", "TCP only"),
+    ];
+    for (value, why) in cases {
+        for from_env in [false, true] {
+            let mut cmd = pgscope_command();
+            cmd.args(["--listen", "127.0.0.1:0", "--http-listen", "127.0.0.1:0"]);
+            if from_env {
+                cmd.env("PGSCOPE_UPSTREAM", value);
+            } else {
+                cmd.args(["--upstream", value]);
+            }
+            let out = run(&mut cmd, Duration::from_secs(10));
+            assert_eq!(out.status.code(), Some(2), "{value}: {out}");
+            let lines: Vec<&str> = out
+                .stderr
+                .lines()
+                .filter(|l| !l.trim().is_empty())
+                .collect();
+            assert_eq!(lines.len(), 1, "{value}: {out}");
+            assert!(lines[0].contains("--upstream"), "{value}: {out}");
+            assert!(lines[0].contains(why), "{value}: {out}");
+            assert_eq!(
+                lines[0].contains("PGSCOPE_UPSTREAM"),
+                from_env,
+                "{value}: {out}"
+            );
+            assert!(!lines[0].contains("secret"), "{value}: {out}");
+            assert!(out.stdout.is_empty(), "{value}: {out}");
+        }
+    }
+}
