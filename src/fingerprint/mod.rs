@@ -159,7 +159,9 @@ pub fn normalize(sql: &[u8], out: &mut String) -> Normalized {
         id: id_of(out),
         context,
         literal_digest: pass.digest,
-        param_count: pass.max_existing.max(pass.base.saturating_add(pass.new_count)),
+        param_count: pass
+            .max_existing
+            .max(pass.base.saturating_add(pass.new_count)),
         literal_count: pass.literals,
     }
 }
