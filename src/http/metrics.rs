@@ -3,86 +3,59 @@
 //! Per-fingerprint series are bounded by `--export-top`: the fingerprints with the most total
 //! time get their own label set, all others are summed under `fingerprint="other"`. Histogram
 //! buckets come from each fingerprint's hdrhistogram, the same source as the API's quantiles.
+//!
+//! Every counter series only grows while it is exported, `other` included, and the series
+//! add up to everything recorded: a fingerprint that leaves the top (or is evicted) moves
+//! what it showed into `other`, and one that enters the top starts its own series from what it
+//! gained since it was last folded into `other` (see [`crate::observe::Registry::export`]).
 
 use std::fmt::Write;
 use std::sync::atomic::Ordering;
-use std::time::Duration;
 
 use super::State;
 use crate::fingerprint::id_hex;
-use crate::observe::Stats;
+use crate::observe::registry::{Counts, EXPORT_BUCKETS};
 
-/// Histogram bucket bounds, in seconds (`+Inf` is added).
-const BUCKETS: [f64; 16] = [
-    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
-    5.0, 10.0,
-];
 const QUERY_LABEL_MAX: usize = 200;
-
-/// Sums of the fingerprints exported as `other`.
-#[derive(Default)]
-struct Totals {
-    calls: u64,
-    errors: u64,
-    rows: u64,
-    seconds: f64,
-    buckets: [u64; BUCKETS.len() + 1],
-}
 
 /// Render every metric.
 pub fn render(state: &State) -> String {
     let mut out = String::with_capacity(64 * 1024);
-    let bounds: Vec<Duration> = BUCKETS
-        .iter()
-        .map(|s| Duration::from_secs_f64(*s))
-        .chain(std::iter::once(Duration::MAX))
-        .collect();
-    let registry = state.observer.registry();
-    let all = registry.by_total_time();
-    let (top, rest) = all.split_at(all.len().min(state.export_top));
-    let mut other = Totals::default();
-    let mut counts = [0u64; BUCKETS.len() + 1];
-    for s in rest {
-        other.calls += s.calls;
-        other.errors += s.errors;
-        other.rows += s.rows;
-        other.seconds += s.total.as_secs_f64();
-        s.cumulative_counts(&bounds, &mut counts);
-        for (o, c) in other.buckets.iter_mut().zip(counts) {
-            *o += c;
-        }
-    }
-    let has_other = !rest.is_empty();
+    // Under the registry's lock only while the series are folded and copied out: the observer
+    // thread records under it.
+    let export = state.observer.registry().export(state.export_top);
+    let top = &export.top;
 
-    type Get = fn(&Stats) -> u64;
-    type GetTotal = fn(&Totals) -> u64;
-    let counters: [(&str, &str, Get, GetTotal); 3] = [
+    type Get = fn(&Counts) -> u64;
+    let counters: [(&str, &str, Get); 3] = [
         (
             "pgscope_queries_total",
             "Statements executed, failed ones included, per fingerprint.",
-            |s| s.calls,
-            |t| t.calls,
+            |c| c.calls,
         ),
         (
             "pgscope_query_errors_total",
             "Statements that failed, per fingerprint.",
-            |s| s.errors,
-            |t| t.errors,
+            |c| c.errors,
         ),
         (
             "pgscope_query_rows_total",
             "Rows returned or affected, per fingerprint.",
-            |s| s.rows,
-            |t| t.rows,
+            |c| c.rows,
         ),
     ];
-    for (name, help, get, get_other) in counters {
+    for (name, help, get) in counters {
         header(&mut out, name, help, "counter");
         for s in top {
-            let _ = writeln!(out, "{name}{{fingerprint=\"{}\"}} {}", id_hex(s.id), get(s));
+            let _ = writeln!(
+                out,
+                "{name}{{fingerprint=\"{}\"}} {}",
+                id_hex(s.id),
+                get(&s.counts)
+            );
         }
-        if has_other {
-            let _ = writeln!(out, "{name}{{fingerprint=\"other\"}} {}", get_other(&other));
+        if let Some(other) = &export.other {
+            let _ = writeln!(out, "{name}{{fingerprint=\"other\"}} {}", get(other));
         }
     }
 
@@ -94,25 +67,10 @@ pub fn render(state: &State) -> String {
         "histogram",
     );
     for s in top {
-        s.cumulative_counts(&bounds, &mut counts);
-        histogram(
-            &mut out,
-            name,
-            &id_hex(s.id),
-            &counts,
-            s.total.as_secs_f64(),
-            s.calls,
-        );
+        histogram(&mut out, name, &id_hex(s.id), &s.counts);
     }
-    if has_other {
-        histogram(
-            &mut out,
-            name,
-            "other",
-            &other.buckets,
-            other.seconds,
-            other.calls,
-        );
+    if let Some(other) = &export.other {
+        histogram(&mut out, name, "other", other);
     }
 
     header(
@@ -136,16 +94,15 @@ pub fn render(state: &State) -> String {
         "pgscope_fingerprints_tracked",
         "Fingerprints tracked in memory now.",
         "gauge",
-        registry.len().to_string(),
+        export.tracked.to_string(),
     );
     gauge(
         &mut out,
         "pgscope_fingerprints_evicted_total",
         "Fingerprints evicted to stay within --max-fingerprints.",
         "counter",
-        registry.evicted().to_string(),
+        export.evicted.to_string(),
     );
-    drop(registry);
     findings(&mut out, state);
     gauge(
         &mut out,
@@ -282,8 +239,9 @@ fn header(out: &mut String, name: &str, help: &str, kind: &str) {
     let _ = writeln!(out, "# TYPE {name} {kind}");
 }
 
-fn histogram(out: &mut String, name: &str, fp: &str, cumulative: &[u64], sum: f64, count: u64) {
-    for (le, c) in BUCKETS.iter().zip(cumulative) {
+fn histogram(out: &mut String, name: &str, fp: &str, counts: &Counts) {
+    let count = counts.calls;
+    for (le, c) in EXPORT_BUCKETS.iter().zip(counts.buckets) {
         let _ = writeln!(
             out,
             "{name}_bucket{{fingerprint=\"{fp}\",le=\"{}\"}} {c}",
@@ -297,7 +255,7 @@ fn histogram(out: &mut String, name: &str, fp: &str, cumulative: &[u64], sum: f6
     let _ = writeln!(
         out,
         "{name}_sum{{fingerprint=\"{fp}\"}} {}",
-        format_float(sum)
+        format_float(counts.total.as_secs_f64())
     );
     let _ = writeln!(out, "{name}_count{{fingerprint=\"{fp}\"}} {count}");
 }
@@ -348,5 +306,169 @@ mod tests {
     fn floats_look_like_floats() {
         assert_eq!(format_float(1.0), "1.0");
         assert_eq!(format_float(0.25), "0.25");
+    }
+
+    use std::collections::BTreeMap;
+    use std::sync::Arc;
+    use std::time::{Duration, SystemTime};
+
+    use crate::observe::{Description, Kind, ObserveConfig, Observer, Sample};
+    use crate::proxy::ProxyStats;
+
+    fn state(export_top: usize, max_fingerprints: usize) -> State {
+        State {
+            observer: Observer::start(ObserveConfig {
+                max_fingerprints,
+                ..ObserveConfig::default()
+            }),
+            proxy_stats: Arc::new(ProxyStats::default()),
+            upstream: "127.0.0.1:1".into(),
+            export_top,
+            latency_target: Duration::from_millis(200),
+        }
+    }
+
+    /// The per-fingerprint counter and histogram series of an exposition: name and labels →
+    /// value.
+    fn series(text: &str) -> BTreeMap<String, f64> {
+        text.lines()
+            .filter(|l| {
+                let names = [
+                    "pgscope_queries_total{",
+                    "pgscope_query_errors_total{",
+                    "pgscope_query_rows_total{",
+                    "pgscope_query_duration_seconds_",
+                ];
+                names.iter().any(|p| l.starts_with(p))
+            })
+            .map(|l| {
+                let (k, v) = l.rsplit_once(' ').unwrap();
+                (k.to_owned(), v.parse().unwrap())
+            })
+            .collect()
+    }
+
+    /// The sum of the series of `name` (with `le` for a bucket) over every fingerprint.
+    fn total(s: &BTreeMap<String, f64>, name: &str, le: Option<&str>) -> f64 {
+        s.iter()
+            .filter(|(k, _)| k.starts_with(&format!("{name}{{")))
+            .filter(|(k, _)| le.is_none_or(|le| k.ends_with(&format!(",le=\"{le}\"}}"))))
+            .map(|(_, v)| v)
+            .sum()
+    }
+
+    /// Records into the registry the observer uses, and remembers what it recorded.
+    #[derive(Default)]
+    struct Workload {
+        calls: u64,
+        errors: u64,
+        rows: u64,
+        latencies: Vec<Duration>,
+    }
+
+    impl Workload {
+        fn run(&mut self, state: &State, id: u64, n: u64, us: u64, rows: u64, failed: bool) {
+            let mut registry = state.observer.registry();
+            for _ in 0..n {
+                let sample = Sample {
+                    duration: Duration::from_micros(us),
+                    rows,
+                    failed,
+                    at: SystemTime::now(),
+                };
+                registry.record(id, &sample, || Description {
+                    query: Arc::from(format!("SELECT {id}")),
+                    kind: Kind::Select,
+                    tables: Arc::from(Vec::new()),
+                });
+                self.calls += 1;
+                self.errors += u64::from(failed);
+                self.rows += rows;
+                self.latencies.push(sample.duration);
+            }
+        }
+
+        /// Scrape: no series went down since `before`, and they add up to the workload.
+        fn check(
+            &self,
+            state: &State,
+            before: &BTreeMap<String, f64>,
+            at: &str,
+        ) -> BTreeMap<String, f64> {
+            let text = render(state);
+            let now = series(&text);
+            for (k, v) in &now {
+                if let Some(b) = before.get(k) {
+                    assert!(v >= b, "{at}: {k} went down from {b} to {v}\n{text}");
+                }
+            }
+            let calls = self.calls as f64;
+            assert_eq!(
+                total(&now, "pgscope_queries_total", None),
+                calls,
+                "{at}\n{text}"
+            );
+            assert_eq!(
+                total(&now, "pgscope_query_errors_total", None),
+                self.errors as f64,
+                "{at}"
+            );
+            assert_eq!(
+                total(&now, "pgscope_query_rows_total", None),
+                self.rows as f64,
+                "{at}"
+            );
+            let name = "pgscope_query_duration_seconds";
+            assert_eq!(total(&now, &format!("{name}_count"), None), calls, "{at}");
+            assert_eq!(
+                total(&now, &format!("{name}_bucket"), Some("+Inf")),
+                calls,
+                "{at}"
+            );
+            for le in EXPORT_BUCKETS {
+                let want = self
+                    .latencies
+                    .iter()
+                    .filter(|d| d.as_secs_f64() <= le)
+                    .count();
+                let got = total(&now, &format!("{name}_bucket"), Some(&format_float(le)));
+                assert_eq!(got, want as f64, "{at}: le={le}\n{text}");
+            }
+            let seconds: f64 = self.latencies.iter().map(Duration::as_secs_f64).sum();
+            let sum = total(&now, &format!("{name}_sum"), None);
+            assert!(
+                (sum - seconds).abs() < 1e-9,
+                "{at}: sum {sum}, recorded {seconds}"
+            );
+            now
+        }
+    }
+
+    #[test]
+    fn counters_never_go_down_as_fingerprints_move_and_are_evicted() {
+        // Latencies well inside buckets: 700 µs, 3 ms, 20 ms, 40 ms.
+        let state = state(1, 4);
+        let mut w = Workload::default();
+        w.run(&state, 1, 1, 20_000, 1, false); // A: 20 ms, the top
+        w.run(&state, 2, 20, 700, 2, false); // B: 14 ms, other
+        let first = w.check(&state, &BTreeMap::new(), "first");
+        assert_eq!(first["pgscope_queries_total{fingerprint=\"other\"}"], 20.0);
+
+        // B takes the top: A moves into other, which must not drop to A's one call.
+        w.run(&state, 2, 100, 700, 2, false);
+        let second = w.check(&state, &first, "B in the top");
+
+        // Cheap fingerprints come and go (the registry keeps 4): evicted ones stay counted.
+        for id in 10..20 {
+            w.run(&state, id, 2, 3_000, 0, true);
+        }
+        let third = w.check(&state, &second, "evictions");
+        assert!(state.observer.registry().evicted() >= 6);
+
+        // A takes the top back; B moves into other with all it showed.
+        w.run(&state, 1, 10, 40_000, 1, false);
+        let fourth = w.check(&state, &third, "A back in the top");
+        // And once more, with nothing new.
+        w.check(&state, &fourth, "again");
     }
 }
