@@ -166,34 +166,28 @@ pub fn render(state: &State) -> String {
 }
 
 /// The N+1 and duplicate counters; the `--export-top` findings with most wasted time get their
-/// own label sets, the rest are summed under `other`.
+/// own label sets, the rest are summed under `other` (cumulative: see
+/// [`crate::observe::Findings::export`]).
 fn findings(out: &mut String, state: &State) {
-    let findings = state.observer.findings();
-    let all = findings.by_wasted_time();
-    let (top, rest) = all.split_at(all.len().min(state.export_top));
+    let export = state.observer.findings().export(state.export_top);
     header(
         out,
         "pgscope_nplusone_bursts_total",
         "N+1 bursts seen (one per request), per child fingerprint and parent fingerprint.",
         "counter",
     );
-    let mut other_bursts = 0;
-    for f in top.iter().filter(|f| !f.duplicate) {
-        let parent = f.parent.as_ref().map_or("none".to_owned(), |p| id_hex(p.0));
+    for &(fp, parent, n) in &export.bursts {
+        let parent = parent.map_or("none".to_owned(), id_hex);
         let _ = writeln!(
             out,
-            "pgscope_nplusone_bursts_total{{fingerprint=\"{}\",parent=\"{parent}\"}} {}",
-            id_hex(f.fingerprint),
-            f.bursts
+            "pgscope_nplusone_bursts_total{{fingerprint=\"{}\",parent=\"{parent}\"}} {n}",
+            id_hex(fp)
         );
     }
-    for f in rest.iter().filter(|f| !f.duplicate) {
-        other_bursts += f.bursts;
-    }
-    if rest.iter().any(|f| !f.duplicate) {
+    if let Some(n) = export.other_bursts {
         let _ = writeln!(
             out,
-            "pgscope_nplusone_bursts_total{{fingerprint=\"other\",parent=\"other\"}} {other_bursts}"
+            "pgscope_nplusone_bursts_total{{fingerprint=\"other\",parent=\"other\"}} {n}"
         );
     }
     for (name, help, duplicate) in [
@@ -209,20 +203,11 @@ fn findings(out: &mut String, state: &State) {
         ),
     ] {
         header(out, name, help, "counter");
-        // One series per fingerprint: an N+1 child may have several parents.
-        let mut per_fp: Vec<(u64, u64)> = Vec::new();
-        for f in top.iter().filter(|f| f.duplicate == duplicate) {
-            match per_fp.iter_mut().find(|(fp, _)| *fp == f.fingerprint) {
-                Some((_, n)) => *n += f.queries,
-                None => per_fp.push((f.fingerprint, f.queries)),
-            }
-        }
-        for (fp, n) in per_fp {
+        let kind = usize::from(duplicate);
+        for &(fp, n) in &export.queries[kind] {
             let _ = writeln!(out, "{name}{{fingerprint=\"{}\"}} {n}", id_hex(fp));
         }
-        let rest: Vec<_> = rest.iter().filter(|f| f.duplicate == duplicate).collect();
-        if !rest.is_empty() {
-            let n: u64 = rest.iter().map(|f| f.queries).sum();
+        if let Some(n) = export.other_queries[kind] {
             let _ = writeln!(out, "{name}{{fingerprint=\"other\"}} {n}");
         }
     }

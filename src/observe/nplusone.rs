@@ -586,12 +586,47 @@ pub struct Finding {
     pub suggestion: Suggestion,
     pub first_seen: SystemTime,
     pub last_seen: SystemTime,
+    /// The part of `bursts` and of `queries` already summed into the exported `other` series.
+    flushed: (u64, u64),
 }
+
+type FindingKey = (bool, u64, u64);
 
 /// All findings, aggregated by (kind, fingerprint, parent), bounded in number.
 pub struct Findings {
-    entries: Map<(bool, u64, u64), Finding>,
+    entries: Map<FindingKey, Finding>,
     max: usize,
+    /// The cumulative `other` series of the metrics (see [`Findings::export`]): N+1 bursts,
+    /// and queries of N+1 findings and of duplicates (`[n_plus_one, duplicate]`); `None` until
+    /// something was first summed into them.
+    other_bursts: Option<u64>,
+    other_queries: [Option<u64>; 2],
+    /// What the last export gave series of their own: findings (for the bursts) and
+    /// (duplicate, fingerprint) pairs (for the queries, which are counted per fingerprint),
+    /// both sorted.
+    exported: Vec<FindingKey>,
+    exported_fps: Vec<(bool, u64)>,
+    /// Those of them evicted since, which may have come back from zero: they stay in `other`
+    /// for the next export, so that their series is absent once rather than lower.
+    recreated: Vec<FindingKey>,
+    recreated_fps: Vec<(bool, u64)>,
+}
+
+/// The metrics export of the findings: series of their own for the top findings, what each
+/// gained since it was last summed into `other`, and the cumulative `other` series.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct FindingsExport {
+    /// N+1 bursts per (child fingerprint, parent fingerprint).
+    pub bursts: Vec<(u64, Option<u64>, u64)>,
+    /// Queries per fingerprint: `[n_plus_one, duplicate]`.
+    pub queries: [Vec<(u64, u64)>; 2],
+    pub other_bursts: Option<u64>,
+    pub other_queries: [Option<u64>; 2],
+}
+
+fn add_to(total: &mut Option<u64>, n: u64) {
+    let t = total.get_or_insert(0);
+    *t = t.saturating_add(n);
 }
 
 impl Findings {
@@ -599,7 +634,95 @@ impl Findings {
         Findings {
             entries: Map::default(),
             max: max.max(1),
+            other_bursts: None,
+            other_queries: [None; 2],
+            exported: Vec::new(),
+            exported_fps: Vec::new(),
+            recreated: Vec::new(),
+            recreated_fps: Vec::new(),
         }
+    }
+
+    /// Sum what finding `key` gained since it was last summed into `other` into it: its
+    /// bursts (an N+1 finding's) when `bursts`, its queries when `queries`.
+    fn fold(&mut self, key: FindingKey, bursts: bool, queries: bool) {
+        let Some(f) = self.entries.get_mut(&key) else {
+            return;
+        };
+        if bursts && !f.duplicate && f.bursts > f.flushed.0 {
+            add_to(&mut self.other_bursts, f.bursts - f.flushed.0);
+            f.flushed.0 = f.bursts;
+        }
+        if queries && f.queries > f.flushed.1 {
+            add_to(
+                &mut self.other_queries[usize::from(f.duplicate)],
+                f.queries - f.flushed.1,
+            );
+            f.flushed.1 = f.queries;
+        }
+    }
+
+    /// The counters of the metrics: the `top` findings with most wasted time get series of
+    /// their own (their fingerprints, for the per-fingerprint query counts), the rest are
+    /// summed under `other`. Every series only grows while it is exported, and all of them
+    /// together count every burst and query ever found, as the registry's
+    /// [`crate::observe::Registry::export`] does for the statement counters: `other` is
+    /// cumulative, what leaves the top moves what it showed into it, what enters the top shows
+    /// only what it gained since, and an evicted finding is summed into it at once.
+    pub fn export(&mut self, top: usize) -> FindingsExport {
+        let mut recreated = std::mem::take(&mut self.recreated);
+        let mut recreated_fps = std::mem::take(&mut self.recreated_fps);
+        recreated.sort_unstable();
+        recreated_fps.sort_unstable();
+        let mut order: Vec<(Duration, FindingKey)> = self
+            .entries
+            .iter()
+            .filter(|(k, _)| {
+                recreated.binary_search(k).is_err()
+                    && recreated_fps.binary_search(&(k.0, k.1)).is_err()
+            })
+            .map(|(k, f)| (f.wasted, *k))
+            .collect();
+        order.sort_unstable_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
+        order.truncate(top);
+        self.exported.clear();
+        self.exported.extend(order.iter().map(|(_, k)| *k));
+        self.exported.sort_unstable();
+        self.exported_fps.clear();
+        self.exported_fps
+            .extend(order.iter().map(|(_, k)| (k.0, k.1)));
+        self.exported_fps.sort_unstable();
+        self.exported_fps.dedup();
+        let keys: Vec<FindingKey> = self.entries.keys().copied().collect();
+        for key in keys {
+            let bursts = self.exported.binary_search(&key).is_err();
+            let queries = self.exported_fps.binary_search(&(key.0, key.1)).is_err();
+            self.fold(key, bursts, queries);
+        }
+        let mut export = FindingsExport {
+            other_bursts: self.other_bursts,
+            other_queries: self.other_queries,
+            ..FindingsExport::default()
+        };
+        for (_, key) in &order {
+            let f = &self.entries[key];
+            if !f.duplicate {
+                let parent = f.parent.as_ref().map(|p| p.0);
+                export
+                    .bursts
+                    .push((f.fingerprint, parent, f.bursts - f.flushed.0));
+            }
+        }
+        for &(duplicate, fp) in &self.exported_fps {
+            let n = self
+                .entries
+                .iter()
+                .filter(|(k, _)| (k.0, k.1) == (duplicate, fp))
+                .map(|(_, f)| f.queries - f.flushed.1)
+                .sum();
+            export.queries[usize::from(duplicate)].push((fp, n));
+        }
+        export
     }
 
     pub fn add(&mut self, b: Burst) {
@@ -613,7 +736,15 @@ impl Findings {
                 .min_by_key(|(_, f)| f.last_seen)
                 .map(|(k, _)| *k)
             {
+                self.fold(old, true, true);
                 self.entries.remove(&old);
+                if let Ok(i) = self.exported.binary_search(&old) {
+                    self.exported.remove(i);
+                    self.recreated.push(old);
+                }
+                if self.exported_fps.binary_search(&(old.0, old.1)).is_ok() {
+                    self.recreated_fps.push((old.0, old.1));
+                }
             }
         }
         let f = self.entries.entry(key).or_insert_with(|| Finding {
@@ -629,6 +760,7 @@ impl Findings {
             suggestion: b.suggestion.clone(),
             first_seen: b.at,
             last_seen: b.at,
+            flushed: (0, 0),
         });
         f.bursts += 1;
         f.max_burst = f.max_burst.max(b.size);
@@ -673,6 +805,100 @@ fn mean(total: Duration, count: u64) -> Duration {
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+    use crate::fingerprint;
+
+    /// The metrics' N+1 and duplicate counters never go down while findings move into and out
+    /// of the top and are evicted, and all series together count everything found. (They were
+    /// re-summed from the current findings at every scrape: `other` went down when a finding
+    /// entered the top, and a fingerprint's query series when one of its findings left it.)
+    #[test]
+    fn exported_finding_series_never_go_down_and_add_up() {
+        use std::collections::HashMap;
+        let shape = |sql: &str| Arc::new(Shape::new(sql, &fingerprint::analyze(sql)));
+        let (child, parents) = (
+            shape("SELECT * FROM b WHERE a_id = $1"),
+            [shape("SELECT * FROM a"), shape("SELECT * FROM c")],
+        );
+        for (max, top, seed) in [(4, 2, 1u64), (3, 3, 2), (6, 1, 3), (2, 5, 4), (5, 2, 5)] {
+            let mut findings = Findings::new(max);
+            let mut rng = seed;
+            let mut next = move |n: u64| {
+                rng ^= rng << 13;
+                rng ^= rng >> 7;
+                rng ^= rng << 17;
+                rng % n
+            };
+            let (mut bursts, mut queries) = (0u64, [0u64; 2]);
+            let mut last: HashMap<String, u64> = HashMap::new();
+            for step in 0..400 {
+                let duplicate = next(3) == 0;
+                let size = 1 + next(9);
+                findings.add(Burst {
+                    duplicate,
+                    fingerprint: 1 + next(4),
+                    shape: child.clone(),
+                    parent: (!duplicate)
+                        .then(|| (100 + next(2), parents[next(2) as usize].clone())),
+                    size,
+                    wasted: Duration::from_millis(next(50)),
+                    route: None,
+                    suggestion: Suggestion {
+                        orm: None,
+                        model: None,
+                        field: None,
+                        text: String::new(),
+                    },
+                    at: SystemTime::UNIX_EPOCH + Duration::from_secs(step),
+                });
+                bursts += u64::from(!duplicate);
+                queries[usize::from(duplicate)] += size;
+                if next(4) != 0 {
+                    continue;
+                }
+                let e = findings.export(top);
+                let mut series: Vec<(String, u64)> = Vec::new();
+                for &(fp, parent, n) in &e.bursts {
+                    series.push((format!("bursts {fp} {parent:?}"), n));
+                }
+                series.extend(e.other_bursts.map(|n| ("bursts other".to_owned(), n)));
+                for kind in 0..2 {
+                    for &(fp, n) in &e.queries[kind] {
+                        series.push((format!("queries{kind} {fp}"), n));
+                    }
+                    series
+                        .extend(e.other_queries[kind].map(|n| (format!("queries{kind} other"), n)));
+                }
+                for (name, n) in &series {
+                    if let Some(before) = last.get(name) {
+                        assert!(
+                            n >= before,
+                            "{name} went down from {before} to {n} ({max} {top} {seed})"
+                        );
+                    }
+                }
+                let sum = |prefix: &str| -> u64 {
+                    series
+                        .iter()
+                        .filter(|(k, _)| k.starts_with(prefix))
+                        .map(|(_, n)| n)
+                        .sum()
+                };
+                assert_eq!(sum("bursts "), bursts, "bursts ({max} {top} {seed})");
+                assert_eq!(
+                    sum("queries0 "),
+                    queries[0],
+                    "N+1 queries ({max} {top} {seed})"
+                );
+                assert_eq!(
+                    sum("queries1 "),
+                    queries[1],
+                    "duplicates ({max} {top} {seed})"
+                );
+                last = series.into_iter().collect();
+            }
+        }
+    }
 
     /// Counts past `u32::MAX` (a long-lived autocommit connection's run) divide correctly;
     /// `Duration / (count as u32)` divided by zero at 2^32 and wrongly above it.
@@ -690,9 +916,6 @@ mod tests {
         assert_eq!(mean(Duration::from_secs(3), 0), Duration::ZERO);
         assert_eq!(mean(Duration::from_secs(3), 2), Duration::from_millis(1500));
     }
-
-    use super::*;
-    use crate::fingerprint;
 
     /// Feeds SQL as psycopg2 sends it (literals inline) to a detector, as the observer does.
     struct Replay {
