@@ -37,6 +37,8 @@ pub(crate) type Map<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
 
 /// How many events may wait for the observer before new ones are dropped.
 pub const QUEUE_CAPACITY: usize = 16 * 1024;
+/// Simple-Query texts at least this long are remembered as [`Analyzer`]'s `last_simple`.
+const REPEATED_TEXT_MIN: usize = 1024;
 /// The observer thread's stack. Analysing a statement walks (and drops) sqlparser's tree, one
 /// call per level, and `fingerprint::MAX_OPERATORS` lets a tree be 2000 levels deep: about
 /// 0.3 MiB in a release build, several MiB in a debug one. Only the pages it touches use memory.
@@ -429,7 +431,11 @@ impl Analyzer {
                 }
             }
             let fp = self.normalize(sql, e.backslash_quotes);
-            self.last_simple = Some((e.sql.clone(), fp.clone()));
+            // Only long texts are kept: repeating a short one costs little, and keeping a
+            // text keeps its connection's buffer of Query texts from being reused.
+            if sql.len() >= REPEATED_TEXT_MIN {
+                self.last_simple = Some((e.sql.clone(), fp.clone()));
+            }
             return fp;
         }
         let key = e.sql.place();
@@ -533,7 +539,7 @@ mod tests {
             params_digest: 0,
         };
         let mut a = Analyzer::new(5);
-        let text = SqlText::new("SELECT 1; /* SELECT 2; SELECT 3");
+        let text = SqlText::new(&format!("SELECT 1; /* SELECT 2; {}", "x".repeat(1024)));
         let first = a.fingerprint(&Observed::from(e(&text)));
         a.scratch.clear();
         let again = a.fingerprint(&Observed::from(e(&text)));
