@@ -1167,14 +1167,19 @@ fn tables_from_tokens_when_sqlparser_gives_up() {
     assert!(an("SELECT 1").tables.is_empty());
 }
 
+/// `f` on a thread with a stack of `bytes` (a stack overflow aborts the test process).
+fn on_stack<T: Send + 'static>(bytes: usize, f: impl FnOnce() -> T + Send + 'static) -> T {
+    let handle = std::thread::Builder::new()
+        .stack_size(bytes)
+        .spawn(f)
+        .unwrap();
+    handle.join().expect("the thread panicked")
+}
+
 #[test]
 fn deep_nesting_falls_back_without_exhausting_the_stack() {
     let deep = format!("SELECT {}1{} FROM t", "(".repeat(5000), ")".repeat(5000));
-    let handle = std::thread::Builder::new()
-        .stack_size(2 << 20)
-        .spawn(move || analyze(&deep))
-        .unwrap();
-    let a = handle.join().expect("analysis overflowed a 2 MiB stack");
+    let a = on_stack(2 << 20, move || analyze(&deep));
     assert_eq!(
         (a.kind, a.parsed, a.tables.clone()),
         (Kind::Select, false, vec!["t".to_string()])
@@ -1195,11 +1200,7 @@ fn long_operator_chains_fall_back_without_exhausting_the_stack() {
     ];
     for sql in chains {
         let head = sql[..24].to_string();
-        let handle = std::thread::Builder::new()
-            .stack_size(2 << 20)
-            .spawn(move || analyze(&sql))
-            .unwrap();
-        let a = handle.join().expect("analysis overflowed a 2 MiB stack");
+        let a = on_stack(2 << 20, move || analyze(&sql));
         assert_eq!(
             (a.kind, a.parsed, a.tables.clone()),
             (Kind::Select, false, vec!["t".to_string()]),
@@ -1208,21 +1209,15 @@ fn long_operator_chains_fall_back_without_exhausting_the_stack() {
     }
     // Up to the limit a chain is still parsed, on the stack the observer thread has (the walk
     // takes far more stack per level in a debug build than in a release one).
-    let at_limit = std::thread::Builder::new()
-        .stack_size(crate::observe::OBSERVER_STACK)
-        .spawn(|| {
-            let terms: Vec<String> = (0..500).map(|i| format!("\"t\".\"c\" = ${i}")).collect();
-            let or = format!(
-                "SELECT \"t\".\"id\" FROM \"t\" WHERE ({})",
-                terms.join(" OR ")
-            );
-            let chain = format!("SELECT {} FROM t", vec!["a"; MAX_OPERATORS + 1].join("+"));
-            (analyze(&or), analyze(&chain))
-        })
-        .unwrap();
-    let (or, chain) = at_limit
-        .join()
-        .expect("analysis overflowed the observer's stack");
+    let (or, chain) = on_stack(crate::observe::OBSERVER_STACK, || {
+        let terms: Vec<String> = (0..500).map(|i| format!("\"t\".\"c\" = ${i}")).collect();
+        let or = format!(
+            "SELECT \"t\".\"id\" FROM \"t\" WHERE ({})",
+            terms.join(" OR ")
+        );
+        let chain = format!("SELECT {} FROM t", vec!["a"; MAX_OPERATORS + 1].join("+"));
+        (analyze(&or), analyze(&chain))
+    });
     assert!(or.parsed && or.predicates.len() == 1, "{:?}", or.predicates);
     assert!(chain.parsed);
     assert!(
