@@ -168,8 +168,9 @@ impl Stats {
             return Duration::ZERO;
         }
         let us = self.histogram.value_at_quantile(q);
-        // The histogram's resolution rounds up; never report more than the true maximum.
-        Duration::from_micros(us).min(self.max)
+        // The histogram keeps whole microseconds at 1% resolution: never report more than the
+        // true maximum or less than the true minimum.
+        Duration::from_micros(us).max(self.min).min(self.max)
     }
 
     pub fn mean(&self) -> Duration {
@@ -452,6 +453,20 @@ mod tests {
             rows,
             failed,
             at: SystemTime::now(),
+        }
+    }
+
+    /// The histogram keeps whole microseconds: one call of 51.423 µs gave a p50 of 51 µs,
+    /// below `min_seconds`.
+    #[test]
+    fn quantiles_stay_between_min_and_max() {
+        let mut r = Registry::new(10);
+        let mut s = sample(0, 0, false);
+        s.duration = Duration::from_nanos(51_423);
+        r.record(1, &s, || describe("SELECT $1"));
+        let s = r.get(1).unwrap();
+        for q in [0.0, 0.5, 0.95, 0.99, 1.0] {
+            assert_eq!(s.quantile(q), Duration::from_nanos(51_423), "q {q}");
         }
     }
 
