@@ -70,7 +70,13 @@ pub async fn serve(
 
 async fn handle(state: &State, req: Request<Incoming>) -> Response<Full<Bytes>> {
     if req.method() != Method::GET && req.method() != Method::HEAD {
-        return text(StatusCode::METHOD_NOT_ALLOWED, "only GET\n");
+        let mut r = text(StatusCode::METHOD_NOT_ALLOWED, "only GET\n");
+        // RFC 9110: a 405 says which methods the resource allows.
+        r.headers_mut().insert(
+            hyper::header::ALLOW,
+            hyper::header::HeaderValue::from_static("GET, HEAD"),
+        );
+        return r;
     }
     match req.uri().path() {
         "/metrics" => respond(
