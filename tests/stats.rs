@@ -572,22 +572,13 @@ fn literals_stay_out_with_standard_conforming_strings_off() {
 /// of it.
 #[test]
 fn other_methods_get_405_with_allow() {
-    use std::io::{Read, Write};
     let pg = PgServer::start();
     let proxy = ProxyProcess::start(pg.port());
     let http = proxy.http_port().unwrap();
     for method in ["POST", "PUT", "DELETE"] {
-        let mut s = std::net::TcpStream::connect(("127.0.0.1", http)).unwrap();
-        s.set_read_timeout(Some(TIMEOUT)).unwrap();
-        write!(
-            s,
-            "{method} /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
-        )
-        .unwrap();
-        let mut raw = String::new();
-        s.read_to_string(&mut raw).unwrap();
-        let head = raw.split("\r\n\r\n").next().unwrap().to_ascii_lowercase();
-        assert!(head.starts_with("http/1.1 405"), "{method}: {head}");
+        let (status, head, _) = common::request(http, method, "/metrics");
+        assert_eq!(status, 405, "{method}: {head}");
+        let head = head.to_ascii_lowercase();
         assert!(head.contains("\r\nallow: get, head"), "{method}: {head}");
     }
 }

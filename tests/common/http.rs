@@ -7,12 +7,18 @@ use super::TIMEOUT;
 
 /// `GET path` on 127.0.0.1:`port`: (status code, body).
 pub fn get(port: u16, path: &str) -> (u16, String) {
+    let (status, _, body) = request(port, "GET", path);
+    (status, body)
+}
+
+/// `method path` (no body) on 127.0.0.1:`port`: (status code, head, body).
+pub fn request(port: u16, method: &str, path: &str) -> (u16, String, String) {
     let mut s = TcpStream::connect(("127.0.0.1", port))
         .unwrap_or_else(|e| panic!("cannot connect to the HTTP port {port}: {e}"));
     s.set_read_timeout(Some(TIMEOUT)).unwrap();
     write!(
         s,
-        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
     )
     .unwrap();
     let mut raw = Vec::new();
@@ -26,7 +32,7 @@ pub fn get(port: u16, path: &str) -> (u16, String) {
         .nth(1)
         .and_then(|c| c.parse().ok())
         .unwrap_or_else(|| panic!("no status in {head:?}"));
-    (status, body.to_owned())
+    (status, head.to_owned(), body.to_owned())
 }
 
 /// `GET path` that must answer 200; its body.
