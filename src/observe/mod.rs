@@ -315,9 +315,10 @@ pub struct Analyzer {
     /// Prepared-statement text (by its place in memory) → what it fingerprinted to. Each entry
     /// keeps its text alive, so the place cannot be taken by another text while cached.
     texts: Map<(usize, usize), (SqlText, Fingerprinted)>,
-    /// The last simple-Query text and its fingerprint, kept the same way. The tracker gives a
-    /// text that the server and the splitter split differently to each of its remaining
-    /// statements: this keeps that from normalizing the whole text once per statement.
+    /// The last long simple-Query text ([`REPEATED_TEXT_MIN`]) and its fingerprint, kept the
+    /// same way. The tracker gives a text that the server and the splitter split differently
+    /// to each of its remaining statements: this keeps that from normalizing the whole text
+    /// once per statement.
     last_simple: Option<(SqlText, Fingerprinted)>,
     shapes: Map<u64, Arc<Shape>>,
     detectors: Map<u64, ConnDetector>,
