@@ -170,19 +170,6 @@ pub fn whole_parse(body: &[u8]) -> bool {
             .is_some_and(|n| r.bytes(n * 4).is_some())
 }
 
-/// Is `body` a whole ErrorResponse or NoticeResponse (fields, each a type byte and a
-/// NUL-terminated value, then a NUL)? pgwire's decoder panics on one cut short.
-pub fn whole_fields(body: &[u8]) -> bool {
-    let mut r = Reader::new(body);
-    loop {
-        match r.u8() {
-            Some(0) => return true,
-            Some(_) if r.cstr().is_some() => {}
-            _ => return false,
-        }
-    }
-}
-
 /// Append an ErrorResponse (severity, SQLSTATE, message) to `out`, as the server writes one.
 pub fn put_error(out: &mut BytesMut, severity: &str, code: &str, message: &str) {
     let body_len =
