@@ -601,13 +601,12 @@ pub struct Findings {
     /// something was first summed into them.
     other_bursts: Option<u64>,
     other_queries: [Option<u64>; 2],
-    /// What the last export gave series of their own: findings (for the bursts) and
-    /// (duplicate, fingerprint) pairs (for the queries, which are counted per fingerprint),
-    /// both sorted.
+    /// The findings the last export gave series of their own, sorted; their (duplicate,
+    /// fingerprint) pairs had query series of their own (queries are counted per fingerprint).
     exported: Vec<FindingKey>,
-    exported_fps: Vec<(bool, u64)>,
-    /// Those of them evicted since, which may have come back from zero: they stay in `other`
-    /// for the next export, so that their series is absent once rather than lower.
+    /// Findings, and fingerprints, exported and then evicted, which may come back from zero:
+    /// they stay in `other` for the next export, so that their series is absent once rather
+    /// than lower.
     recreated: Vec<FindingKey>,
     recreated_fps: Vec<(bool, u64)>,
 }
@@ -637,7 +636,6 @@ impl Findings {
             other_bursts: None,
             other_queries: [None; 2],
             exported: Vec::new(),
-            exported_fps: Vec::new(),
             recreated: Vec::new(),
             recreated_fps: Vec::new(),
         }
@@ -688,16 +686,21 @@ impl Findings {
         self.exported.clear();
         self.exported.extend(order.iter().map(|(_, k)| *k));
         self.exported.sort_unstable();
-        self.exported_fps.clear();
-        self.exported_fps
-            .extend(order.iter().map(|(_, k)| (k.0, k.1)));
-        self.exported_fps.sort_unstable();
-        self.exported_fps.dedup();
+        // The fingerprints with query series of their own, and their queries not in `other`.
+        let mut fps: Vec<((bool, u64), u64)> =
+            self.exported.iter().map(|k| ((k.0, k.1), 0)).collect();
+        fps.dedup_by_key(|(fp, _)| *fp);
         let keys: Vec<FindingKey> = self.entries.keys().copied().collect();
         for key in keys {
             let bursts = self.exported.binary_search(&key).is_err();
-            let queries = self.exported_fps.binary_search(&(key.0, key.1)).is_err();
-            self.fold(key, bursts, queries);
+            match fps.binary_search_by_key(&(key.0, key.1), |(fp, _)| *fp) {
+                Ok(i) => {
+                    self.fold(key, bursts, false);
+                    let f = &self.entries[&key];
+                    fps[i].1 += f.queries - f.flushed.1;
+                }
+                Err(_) => self.fold(key, bursts, true),
+            }
         }
         let mut export = FindingsExport {
             other_bursts: self.other_bursts,
@@ -713,13 +716,7 @@ impl Findings {
                     .push((f.fingerprint, parent, f.bursts - f.flushed.0));
             }
         }
-        for &(duplicate, fp) in &self.exported_fps {
-            let n = self
-                .entries
-                .iter()
-                .filter(|(k, _)| (k.0, k.1) == (duplicate, fp))
-                .map(|(_, f)| f.queries - f.flushed.1)
-                .sum();
+        for ((duplicate, fp), n) in fps {
             export.queries[usize::from(duplicate)].push((fp, n));
         }
         export
@@ -738,12 +735,12 @@ impl Findings {
             {
                 self.fold(old, true, true);
                 self.entries.remove(&old);
+                if self.exported.iter().any(|k| (k.0, k.1) == (old.0, old.1)) {
+                    self.recreated_fps.push((old.0, old.1));
+                }
                 if let Ok(i) = self.exported.binary_search(&old) {
                     self.exported.remove(i);
                     self.recreated.push(old);
-                }
-                if self.exported_fps.binary_search(&(old.0, old.1)).is_ok() {
-                    self.recreated_fps.push((old.0, old.1));
                 }
             }
         }
