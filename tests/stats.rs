@@ -10,7 +10,7 @@ use common::{get, get_ok, run, ConnInfo, PgServer, ProxyProcess, TIMEOUT};
 use serde_json::Value;
 
 /// Literal values sent in the workload that must never appear in the exports.
-const SECRETS: [&str; 3] = ["s3cr3t-literal", "987654321", "4111111111111111"];
+const SECRETS: [&str; 4] = ["s3cr3t-literal", "987654321", "4111111111111111", "_zq7"];
 
 fn psql(conn: &ConnInfo, sql: &str) -> common::CmdOutput {
     run(
@@ -133,6 +133,12 @@ fn workload_statistics_match_what_was_sent() {
         "UPDATE stats_items SET label = 'x' WHERE id <= 5 OR id = 987654321",
     )
     .assert_success();
+    // SET's values are literals even as bare words (a tenant's schema, an application name).
+    psql(
+        &conn,
+        "SET search_path TO tenant_zq7, public; SET application_name = billing_zq7",
+    )
+    .assert_success();
     // Latency: 19 short sleeps and one long one, through the extended protocol (pgbench).
     let script = std::env::temp_dir().join(format!(
         "pgscope-stats-sleep-{}-{}.sql",
@@ -155,7 +161,16 @@ fn workload_statistics_match_what_was_sent() {
             && calls(find(qs, &["stats_missing"])) >= 4
             && calls(find(qs, &["pg_sleep"])) >= 20
             && calls(find(qs, &["BETWEEN"])) >= 3
+            && calls(find(qs, &["application_name"])) >= 1
     });
+    assert_eq!(
+        find(&qs, &["search_path"]).unwrap()["query"],
+        "SET search_path TO $1, $2"
+    );
+    assert_eq!(
+        find(&qs, &["application_name"]).unwrap()["query"],
+        "SET application_name = $1"
+    );
 
     let lookup = find(&qs, &["SELECT label FROM stats_items"]).unwrap();
     assert_eq!(lookup["calls"], 45, "{lookup}");

@@ -626,6 +626,7 @@ pub(crate) mod kw {
     use super::{id, Kw};
     pub const ARRAY: Kw = id("ARRAY");
     pub const AS: Kw = id("AS");
+    pub const AUTHORIZATION: Kw = id("AUTHORIZATION");
     pub const CLOSE: Kw = id("CLOSE");
     pub const CREATE: Kw = id("CREATE");
     pub const DEALLOCATE: Kw = id("DEALLOCATE");
@@ -637,8 +638,10 @@ pub(crate) mod kw {
     pub const FETCH: Kw = id("FETCH");
     pub const IN: Kw = id("IN");
     pub const INDEX: Kw = id("INDEX");
+    pub const INTERVAL: Kw = id("INTERVAL");
     pub const INTO: Kw = id("INTO");
     pub const IS: Kw = id("IS");
+    pub const LOCAL: Kw = id("LOCAL");
     pub const MOVE: Kw = id("MOVE");
     pub const NOT: Kw = id("NOT");
     pub const NULL: Kw = id("NULL");
@@ -648,8 +651,10 @@ pub(crate) mod kw {
     pub const RECURSIVE: Kw = id("RECURSIVE");
     pub const REFERENCES: Kw = id("REFERENCES");
     pub const RELEASE: Kw = id("RELEASE");
+    pub const ROLE: Kw = id("ROLE");
     pub const ROLLBACK: Kw = id("ROLLBACK");
     pub const SAVEPOINT: Kw = id("SAVEPOINT");
+    pub const SET: Kw = id("SET");
     pub const TABLE: Kw = id("TABLE");
     pub const TO: Kw = id("TO");
     pub const TRUE: Kw = id("TRUE");

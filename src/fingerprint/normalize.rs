@@ -43,6 +43,20 @@ impl PassResult {
     }
 }
 
+/// Where a `SET` statement is: its values are literals to PostgreSQL even when written as bare
+/// words (`SET application_name = billing`, `SET search_path TO tenant_42, public`, `SET ROLE
+/// alice`, `SET TIME ZONE UTC`: PostgreSQL's grammar turns each into a string constant, and a
+/// tenant's schema or a role is data), so they become parameters like any literal.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum SetPart {
+    /// Not in a `SET` statement's variable assignment.
+    Off,
+    /// After `SET`: the variable's name, up to `=` or `TO`.
+    Name,
+    /// The value list.
+    Value,
+}
+
 /// The class of the last token written, which decides spacing and the meaning of the next.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 enum Cls {
@@ -103,6 +117,7 @@ struct Pass<'a> {
     /// The statement's first keyword.
     stmt_first: Option<Kw>,
     stmt_started: bool,
+    set_part: SetPart,
     depth: u32,
     /// Bit d: the bracket at depth d holds values (an IN list, VALUES row or ARRAY), where a
     /// NULL is a value like any literal.
@@ -140,6 +155,7 @@ pub(crate) fn run(s: &[u8], base: Option<u32>, out: &mut Vec<u8>) -> PassResult 
         name_prev_kw: None,
         stmt_first: None,
         stmt_started: false,
+        set_part: SetPart::Off,
         depth: 0,
         value_depths: 0,
         values_level: None,
@@ -387,6 +403,10 @@ impl Pass<'_> {
         let bytes = &s[t.start..t.end];
         match t.kind {
             Tok::Word => self.word(t),
+            Tok::QuotedIdent if self.set_value() => {
+                self.hash(bytes);
+                self.new_param();
+            }
             Tok::QuotedIdent => {
                 let name_prev = self.name_prev();
                 self.space(Cls::QIdent);
@@ -430,6 +450,9 @@ impl Pass<'_> {
                 }
                 self.put(Cls::Op, bytes);
                 self.prev_eq = bytes == b"=";
+                if self.prev_eq && self.set_part == SetPart::Name && self.depth == 0 {
+                    self.set_part = SetPart::Value;
+                }
             }
             Tok::LParen => self.open(t, Cls::LParen),
             Tok::LBracket => self.open(t, Cls::LBracket),
@@ -463,6 +486,20 @@ impl Pass<'_> {
         } else {
             keywords::lookup_in(self.s, t.start, t.end)
         };
+        if self.set_value() {
+            match keyword {
+                // `TO DEFAULT`, `TIME ZONE LOCAL`, and `TIME ZONE INTERVAL '…' HOUR TO MINUTE`,
+                // whose string is a literal anyway.
+                Some(k)
+                    if k == kw::DEFAULT || (k == kw::LOCAL && self.prev_kw == Some(kw::ZONE)) => {}
+                Some(k) if k == kw::INTERVAL => self.set_part = SetPart::Off,
+                _ => {
+                    self.hash(bytes);
+                    self.new_param();
+                    return;
+                }
+            }
+        }
         match keyword {
             Some(k) if (k == kw::TRUE || k == kw::FALSE) && !self.after_is() => {
                 self.hash(bytes);
@@ -473,10 +510,23 @@ impl Pass<'_> {
                 self.new_param();
             }
             Some(k) => {
+                let first = !self.stmt_started;
+                let prev_kw = self.prev_kw;
                 self.space(Cls::Keyword);
                 self.out
                     .extend_from_slice(keywords::KEYWORDS[k as usize].as_bytes());
                 self.wrote(Cls::Keyword, Some(k));
+                if first && k == kw::SET {
+                    self.set_part = SetPart::Name;
+                } else if self.set_part == SetPart::Name
+                    && self.depth == 0
+                    && (k == kw::TO
+                        || k == kw::ROLE
+                        || k == kw::AUTHORIZATION
+                        || (k == kw::ZONE && prev_kw == Some(kw::TIME)))
+                {
+                    self.set_part = SetPart::Value;
+                }
                 if k == kw::VALUES {
                     self.values_level = Some(self.depth);
                 } else if self.values_level == Some(self.depth) {
@@ -597,6 +647,7 @@ impl Pass<'_> {
         self.prev_eq = false;
         self.stmt_first = None;
         self.stmt_started = false;
+        self.set_part = SetPart::Off;
         self.depth = 0;
         self.value_depths = 0;
         self.values_level = None;
@@ -604,6 +655,12 @@ impl Pass<'_> {
     }
 
     // ---- context -------------------------------------------------------------------------
+
+    /// The token about to be written is one of a `SET` statement's values.
+    #[inline]
+    fn set_value(&self) -> bool {
+        self.set_part == SetPart::Value && self.depth == 0
+    }
 
     /// A `-` here is a sign, not a subtraction.
     fn unary_context(&self) -> bool {

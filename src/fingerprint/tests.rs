@@ -165,6 +165,82 @@ fn negative_numbers_where_they_are_literals() {
     assert_ne!(da.literal_digest, db.literal_digest);
 }
 
+/// A `SET` statement's values are literals even as bare words or quoted names (a tenant's
+/// schema, a role, an application name), so none of them may reach the normalized text; the
+/// variable's name and DEFAULT stay.
+#[test]
+fn set_values_are_literals() {
+    let cases = [
+        (
+            "SET application_name = billing_eu",
+            "SET application_name = $1",
+        ),
+        (
+            "set application_name to 'billing'",
+            "SET application_name TO $1",
+        ),
+        (
+            "SET search_path TO tenant_42, \"Tenant 42\", public",
+            "SET search_path TO $1, $2, $3",
+        ),
+        (
+            "SET LOCAL statement_timeout = 5000",
+            "SET LOCAL statement_timeout = $1",
+        ),
+        (
+            "SET SESSION myapp.tenant = acme",
+            "SET SESSION myapp.tenant = $1",
+        ),
+        ("SET enable_seqscan = on", "SET enable_seqscan = $1"),
+        ("SET enable_seqscan = off", "SET enable_seqscan = $1"),
+        ("SET extra_float_digits = -3", "SET extra_float_digits = $1"),
+        ("SET search_path TO DEFAULT", "SET search_path TO DEFAULT"),
+        ("SET TIME ZONE UTC", "SET TIME ZONE $1"),
+        ("SET TIME ZONE 'Europe/Paris'", "SET TIME ZONE $1"),
+        ("SET TIME ZONE LOCAL", "SET TIME ZONE LOCAL"),
+        (
+            "SET TIME ZONE INTERVAL '+02:00' HOUR TO MINUTE",
+            "SET TIME ZONE INTERVAL $1 hour TO minute",
+        ),
+        ("SET ROLE alice", "SET ROLE $1"),
+        (
+            "SET SESSION AUTHORIZATION \"alice\"",
+            "SET SESSION AUTHORIZATION $1",
+        ),
+        (
+            "SET SESSION AUTHORIZATION DEFAULT",
+            "SET SESSION AUTHORIZATION DEFAULT",
+        ),
+        // Not a variable's value: kept as they are.
+        (
+            "SET TRANSACTION ISOLATION level SERIALIZABLE",
+            "SET TRANSACTION ISOLATION level SERIALIZABLE",
+        ),
+        (
+            "SET CONSTRAINTS fk_a, fk_b DEFERRED",
+            "SET CONSTRAINTS fk_a, fk_b DEFERRED",
+        ),
+        ("UPDATE t SET a = b", "UPDATE t SET a = b"),
+        (
+            "INSERT INTO t VALUES (1) ON CONFLICT (a) DO UPDATE SET b = excluded.b",
+            "INSERT INTO t VALUES ($1) /*, ... */ ON CONFLICT (a) DO UPDATE SET b = excluded.b",
+        ),
+        // Each statement of a string on its own.
+        (
+            "SET search_path = acme; SELECT a FROM t",
+            "SET search_path = $1; SELECT a FROM t",
+        ),
+    ];
+    for (sql, want) in cases {
+        assert_eq!(n(sql), want, "{sql}");
+    }
+    // One fingerprint for every tenant, and the values still tell calls apart.
+    let (a, da) = nn("SET search_path = tenant_1");
+    let (b, db) = nn("SET search_path = tenant_2");
+    assert_eq!(a, b);
+    assert_ne!(da.literal_digest, db.literal_digest);
+}
+
 #[test]
 fn booleans_and_null() {
     assert_eq!(
