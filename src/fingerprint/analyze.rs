@@ -323,9 +323,24 @@ pub(crate) fn tables_from_tokens(sql: &str) -> Vec<String> {
     let mut ignore: Vec<u32> = Vec::new();
     let mut prev = [0u8; 12];
     let mut first_word: Option<[u8; 12]> = None;
+    // Names of common table expressions (`WITH x AS (…)`): not tables.
+    let mut ctes: Vec<String> = Vec::new();
+    // The last significant token was `WITH`, `RECURSIVE` or a comma: a CTE's name may follow.
+    let mut cte_may_follow = false;
     while i < s.len() {
         let t = next_token(s, i);
         i = t.end;
+        if t.kind.is_trivia() {
+            continue;
+        }
+        let may_follow = std::mem::take(&mut cte_may_follow);
+        if may_follow
+            && matches!(t.kind, Tok::Word | Tok::QuotedIdent)
+            && is_cte_name(s, t.end)
+            && ctes.len() < MAX_ITEMS
+        {
+            ctes.push(name_of(s, t));
+        }
         match t.kind {
             Tok::LParen => {
                 depth += 1;
@@ -348,8 +363,13 @@ pub(crate) fn tables_from_tokens(sql: &str) -> Vec<String> {
                 first_word = None;
                 prev = [0; 12];
             }
+            Tok::Comma => {
+                cte_may_follow = true;
+                prev = [0; 12];
+            }
             Tok::Word => {
                 let w = upper_word(s, t.start, t.end);
+                cte_may_follow = is_word(&w, "WITH") || is_word(&w, "RECURSIVE");
                 let first = *first_word.get_or_insert(w);
                 // A cursor's name after FETCH … FROM is not a table.
                 if ["FETCH", "MOVE", "CLOSE"]
@@ -375,11 +395,47 @@ pub(crate) fn tables_from_tokens(sql: &str) -> Vec<String> {
                     i = read_names(s, i, list, from, &mut tables);
                 }
             }
-            k if k.is_trivia() => {}
             _ => prev = [0; 12],
         }
     }
+    tables.retain(|t| !ctes.contains(t));
     tables
+}
+
+/// After a name at `end`: `[(columns)] AS [NOT] [MATERIALIZED] (`, which makes the name a
+/// common table expression's.
+fn is_cte_name(s: &[u8], end: usize) -> bool {
+    let word_is = |t: &super::lexer::Token, k: &str| {
+        t.kind == Tok::Word && is_word(&upper_word(s, t.start, t.end), k)
+    };
+    let Some(mut t) = next_significant(s, end) else {
+        return false;
+    };
+    if t.kind == Tok::LParen {
+        // A column list: names and commas only.
+        loop {
+            match next_significant(s, t.end) {
+                Some(n) if matches!(n.kind, Tok::Word | Tok::QuotedIdent | Tok::Comma) => t = n,
+                Some(n) if n.kind == Tok::RParen => break t = n,
+                _ => return false,
+            }
+        }
+        match next_significant(s, t.end) {
+            Some(n) => t = n,
+            None => return false,
+        }
+    }
+    if !word_is(&t, "AS") {
+        return false;
+    }
+    for _ in 0..3 {
+        match next_significant(s, t.end) {
+            Some(n) if n.kind == Tok::LParen => return true,
+            Some(n) if word_is(&n, "NOT") || word_is(&n, "MATERIALIZED") => t = n,
+            _ => return false,
+        }
+    }
+    false
 }
 
 /// Read `name [alias] (, name [alias])*` (one name unless `list`) from `i`, skipping the

@@ -1195,6 +1195,12 @@ fn predicates_in_update_delete_subqueries_and_unqualified() {
     let a = an("WITH x AS (SELECT * FROM t WHERE a = 1) SELECT * FROM x JOIN u USING (id)");
     assert_eq!(a.tables, ["t", "u"]);
     assert_eq!(uses(&a), ["where:t.a =", "join:?.id ="]);
+    // Also when the only relations are CTEs (the walker finds no table, so the tokens are read).
+    let a = an(
+        "WITH x AS (SELECT 1 AS a), \"Y\" (b) AS MATERIALIZED (SELECT 2) SELECT * FROM x, \"Y\"",
+    );
+    assert!(a.parsed);
+    assert!(a.tables.is_empty(), "{:?}", a.tables);
 
     // The cursor's query.
     let a = an("DECLARE \"_django_curs_1_sync_2\" NO SCROLL CURSOR WITH HOLD FOR SELECT * FROM t WHERE a = 1");
@@ -1218,6 +1224,14 @@ fn tables_from_tokens_when_sqlparser_gives_up() {
 
     let a = analyze("SELECT * FROM generate_series(1, 10) AS g JOIN t ON true ((");
     assert_eq!(a.tables, ["t"]);
+
+    // CTE names, however the CTE is written, are not tables; a name that only looks like one
+    // (a function call with an alias) does not hide a table.
+    let a = analyze("WITH RECURSIVE r (n) AS (SELECT 1 FROM seed), s AS NOT MATERIALIZED (SELECT * FROM r) SELECT * FROM r JOIN s ON true JOIN t ON true FOR NO KEY UPDATE OF t ((");
+    assert!(!a.parsed);
+    assert_eq!(a.tables, ["seed", "t"]);
+    let a = analyze("SELECT a, f(b) AS f FROM f, g WHERE ((");
+    assert_eq!(a.tables, ["f", "g"]);
 
     // DDL always reads its tables from the tokens.
     assert_eq!(
