@@ -28,23 +28,29 @@ fn main() -> ExitCode {
     };
     init_logging(config.log_format);
     log_panics_without_their_data();
+    let log_format = config.log_format;
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
     {
         Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("pgscope: cannot start the runtime: {e}");
-            return ExitCode::from(1);
-        }
+        Err(e) => return fatal(log_format, &format!("cannot start the runtime: {e}")),
     };
     match runtime.block_on(run(config)) {
         Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("pgscope: {e:#}");
-            ExitCode::from(1)
-        }
+        Err(e) => fatal(log_format, &format!("{e:#}")),
     }
+}
+
+/// Report why pgscope cannot run, and exit 1: one line on stderr, as a log record under
+/// `--log-format json` (so that a log shipper reading JSON gets it too). Bad flags are reported
+/// before the log format is known, always as plain text.
+fn fatal(format: LogFormat, reason: &str) -> ExitCode {
+    match format {
+        LogFormat::Text => eprintln!("pgscope: {reason}"),
+        LogFormat::Json => tracing::error!(error = reason, "pgscope cannot run"),
+    }
+    ExitCode::from(1)
 }
 
 /// Log a panic with its thread and place, but not its message unless that is a fixed text: a

@@ -2679,24 +2679,45 @@ fn unknown_flag_exits_2_with_one_line() {
     assert!(out.stdout.is_empty(), "{out}");
 }
 
+/// A runtime failure exits 1 with one line naming it; under `--log-format json` that line is
+/// a JSON log record like every other.
 #[test]
 fn listen_address_in_use_exits_1() {
     let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = taken.local_addr().unwrap().port();
-    let http = free_port();
-    let out = run(
-        pgscope_command().args([
-            "--listen",
-            &format!("127.0.0.1:{port}"),
-            "--upstream",
-            "127.0.0.1:1",
-            "--http-listen",
-            &format!("127.0.0.1:{http}"),
-        ]),
-        TIMEOUT,
-    );
-    assert_eq!(out.status.code(), Some(1), "{out}");
-    assert!(out.stderr.contains(&port.to_string()), "{out}");
+    for format in ["text", "json"] {
+        let http = free_port();
+        let out = run(
+            pgscope_command().args([
+                "--listen",
+                &format!("127.0.0.1:{port}"),
+                "--upstream",
+                "127.0.0.1:1",
+                "--http-listen",
+                &format!("127.0.0.1:{http}"),
+                "--log-format",
+                format,
+            ]),
+            TIMEOUT,
+        );
+        assert_eq!(out.status.code(), Some(1), "{out}");
+        let lines: Vec<&str> = out.stderr.lines().filter(|l| !l.is_empty()).collect();
+        assert_eq!(lines.len(), 1, "{out}");
+        let line = lines[0];
+        if format == "json" {
+            let record: serde_json::Value =
+                serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {out}"));
+            assert_eq!(record["level"], "ERROR", "{out}");
+            let error = record["fields"]["error"].as_str().unwrap_or_default();
+            assert!(
+                error.contains("--listen") && error.contains(&port.to_string()),
+                "{out}"
+            );
+        } else {
+            assert!(line.starts_with("pgscope: cannot listen"), "{out}");
+            assert!(line.contains(&port.to_string()), "{out}");
+        }
+    }
     drop(taken);
 }
 
