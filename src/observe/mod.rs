@@ -296,6 +296,14 @@ impl Worker {
     }
 
     fn handle(&mut self, registry: &mut Registry, event: Event) {
+        #[cfg(test)]
+        if let Event::Execution(e) = &event {
+            assert_ne!(
+                e.sql.as_str(),
+                tests::PANICS_IN_ANALYSIS,
+                "injected by a test"
+            );
+        }
         let out = &mut self.bursts;
         match event {
             Event::Execution(e) => self.analyzer.execution(registry, e, out),
@@ -510,6 +518,64 @@ fn request_key(c: &Context) -> Option<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::proxy::{CommandTag, Execution, Protocol, SqlText};
+
+    /// A statement text that makes the observer thread panic in analysis (test builds only).
+    pub(super) const PANICS_IN_ANALYSIS: &str = "SELECT 'a bug in analysis'";
+
+    fn execution(sql: &SqlText) -> Execution {
+        Execution {
+            connection_id: 1,
+            sql: sql.clone(),
+            backslash_quotes: false,
+            protocol: Protocol::Simple,
+            named_statement: false,
+            started: std::time::Instant::now(),
+            started_at: std::time::SystemTime::now(),
+            duration: Duration::from_micros(10),
+            rows: 0,
+            tag: CommandTag::from_bytes(b"SELECT 0"),
+            error: None,
+            params_digest: 0,
+        }
+    }
+
+    /// A panic in analysis loses its event only: the observer thread goes on with the events
+    /// after it (and before it in the same batch), and the registry's lock is not poisoned.
+    #[test]
+    fn a_panic_in_analysis_loses_one_event_only() {
+        let observer = Observer::start(ObserveConfig::default());
+        let mut sink = observer.sink(1);
+        let select = SqlText::new("SELECT 1");
+        sink.record(execution(&select));
+        sink.record(execution(&SqlText::new(PANICS_IN_ANALYSIS)));
+        sink.record(execution(&select));
+        let calls = |observer: &Observer| -> Vec<u64> {
+            let registry = observer.registry();
+            registry.by_total_time().iter().map(|s| s.calls).collect()
+        };
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while calls(&observer) != [2] {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "counted: {:?}",
+                calls(&observer)
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        // In a later batch too.
+        sink.record(execution(&select));
+        while calls(&observer) != [3] {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "counted: {:?}",
+                calls(&observer)
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        assert!(!observer.registry.is_poisoned());
+        assert_eq!(observer.dropped(), 0);
+    }
 
     #[test]
     fn an_event_is_at_most_70_percent_of_an_execution() {
@@ -524,21 +590,7 @@ mod tests {
     /// the server runs more statements than the splitter found) is normalized once.
     #[test]
     fn a_repeated_simple_text_is_normalized_once() {
-        use crate::proxy::{CommandTag, Execution, Protocol, SqlText};
-        let e = |sql: &SqlText| Execution {
-            connection_id: 1,
-            sql: sql.clone(),
-            backslash_quotes: false,
-            protocol: Protocol::Simple,
-            named_statement: false,
-            started: std::time::Instant::now(),
-            started_at: std::time::SystemTime::now(),
-            duration: Duration::from_micros(10),
-            rows: 0,
-            tag: CommandTag::from_bytes(b"SELECT 0"),
-            error: None,
-            params_digest: 0,
-        };
+        let e = execution;
         let mut a = Analyzer::new(5);
         let text = SqlText::new(&format!("SELECT 1; /* SELECT 2; {}", "x".repeat(1024)));
         let first = a.fingerprint(&Observed::from(e(&text)));
