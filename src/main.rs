@@ -127,6 +127,7 @@ async fn run(config: Config) -> anyhow::Result<()> {
     let http = tokio::spawn(pgscope::http::serve(
         http_listener,
         http_state,
+        pgscope::http::Limits::default(),
         stopped(stop_rx.clone()),
     ));
     let relay = proxy::serve(listener, config.proxy(), sinks, stats, async move {

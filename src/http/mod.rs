@@ -14,7 +14,7 @@ use bytes::Bytes;
 use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper::{Method, Request, Response, StatusCode};
-use hyper_util::rt::TokioIo;
+use hyper_util::rt::{TokioIo, TokioTimer};
 use serde::Serialize;
 use tokio::net::{TcpListener, TcpStream};
 
@@ -34,14 +34,42 @@ pub struct State {
     pub latency_target: Duration,
 }
 
+/// Bounds on the HTTP side, so that clients of the metrics port (a scraper that never closes,
+/// or a slow-header attack) cannot hold the file descriptors and memory the relay needs.
+#[derive(Clone, Copy, Debug)]
+pub struct Limits {
+    /// Connections served at once; more wait in the listen backlog until one ends.
+    pub max_connections: usize,
+    /// How long a request's header may take to arrive, on a new connection or on a kept-alive
+    /// one waiting for its next request; then the connection is closed.
+    pub header_timeout: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_connections: 64,
+            // hyper's own default. A scraper that scrapes less often than this finds its
+            // kept-alive connection closed and opens a new one.
+            header_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
 /// Serve HTTP on `listener` until `shutdown` completes.
 pub async fn serve(
     listener: TcpListener,
     state: Arc<State>,
+    limits: Limits,
     shutdown: impl Future<Output = ()>,
 ) -> std::io::Result<()> {
     tokio::pin!(shutdown);
+    let slots = Arc::new(tokio::sync::Semaphore::new(limits.max_connections.max(1)));
     loop {
+        let slot = tokio::select! {
+            _ = &mut shutdown => return Ok(()),
+            slot = slots.clone().acquire_owned() => slot.expect("the semaphore is never closed"),
+        };
         let (stream, _) = tokio::select! {
             _ = &mut shutdown => return Ok(()),
             accepted = listener.accept() => match accepted {
@@ -55,11 +83,15 @@ pub async fn serve(
         };
         let state = state.clone();
         tokio::spawn(async move {
+            let _slot = slot;
             let service = hyper::service::service_fn(move |req| {
                 let state = state.clone();
                 async move { Ok::<_, Infallible>(handle(&state, req).await) }
             });
+            // hyper applies the header timeout only with a timer.
             let conn = hyper::server::conn::http1::Builder::new()
+                .timer(TokioTimer::new())
+                .header_read_timeout(limits.header_timeout)
                 .serve_connection(TokioIo::new(stream), service);
             if let Err(e) = conn.await {
                 tracing::debug!(error = %e, "http connection error");
@@ -256,4 +288,105 @@ pub fn nplusone(state: &State) -> FindingsJson {
         })
         .collect();
     FindingsJson { findings }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::observe::ObserveConfig;
+    use std::time::Instant;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    /// Read until the server closes the connection; `None` if it did not within `within`.
+    async fn closed_within(stream: &mut TcpStream, within: Duration) -> Option<Vec<u8>> {
+        let mut got = Vec::new();
+        let read = async {
+            let mut buf = [0u8; 4096];
+            loop {
+                match stream.read(&mut buf).await {
+                    Ok(0) | Err(_) => return,
+                    Ok(n) => got.extend_from_slice(&buf[..n]),
+                }
+            }
+        };
+        tokio::time::timeout(within, read).await.ok().map(|()| got)
+    }
+
+    /// At most `max_connections` are served at once (the next waits until one ends), and a
+    /// connection that sends half a header, or stays idle after its response, is closed after
+    /// `header_timeout`.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn connections_are_bounded_and_slow_ones_are_closed() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let state = Arc::new(State {
+            observer: Observer::start(ObserveConfig::default()),
+            proxy_stats: Arc::new(ProxyStats::default()),
+            upstream: "127.0.0.1:1".into(),
+            export_top: 10,
+            latency_target: Duration::from_millis(200),
+        });
+        let timeout = Duration::from_millis(400);
+        let limits = Limits {
+            max_connections: 2,
+            header_timeout: timeout,
+        };
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let server = tokio::spawn(serve(listener, state, limits, async {
+            let _ = stopped.await;
+        }));
+        let request = b"GET /api/queries HTTP/1.1\r\nHost: pgscope\r\n\r\n";
+
+        // Two slow clients take both slots with half a header each.
+        let started = Instant::now();
+        let mut slow = Vec::new();
+        for _ in 0..2 {
+            let mut s = TcpStream::connect(addr).await.unwrap();
+            s.write_all(b"GET /metrics HTTP/1.1\r\nHost: pg")
+                .await
+                .unwrap();
+            slow.push(s);
+        }
+        // A third is answered only once the header timeout has freed a slot.
+        let mut third = TcpStream::connect(addr).await.unwrap();
+        third.write_all(request).await.unwrap();
+        let mut head = [0u8; 12];
+        tokio::time::timeout(Duration::from_secs(10), third.read_exact(&mut head))
+            .await
+            .expect("the third connection was never served")
+            .unwrap();
+        let waited = started.elapsed();
+        assert_eq!(&head, b"HTTP/1.1 200", "{}", String::from_utf8_lossy(&head));
+        assert!(
+            waited >= timeout / 2,
+            "served after {waited:?}, while both slots were held"
+        );
+        // The slow ones were closed, without an answer to their half request.
+        for mut s in slow {
+            let got = closed_within(&mut s, Duration::from_secs(10))
+                .await
+                .expect("a half header kept its connection open");
+            assert!(
+                !got.starts_with(b"HTTP/1.1 200"),
+                "{}",
+                String::from_utf8_lossy(&got)
+            );
+        }
+        // A kept-alive connection idle after its response is closed too.
+        let mut idle = TcpStream::connect(addr).await.unwrap();
+        idle.write_all(request).await.unwrap();
+        let answered = Instant::now();
+        let got = closed_within(&mut idle, Duration::from_secs(10))
+            .await
+            .expect("an idle kept-alive connection stayed open");
+        assert!(got.starts_with(b"HTTP/1.1 200"));
+        assert!(
+            answered.elapsed() >= timeout / 2,
+            "{:?}",
+            answered.elapsed()
+        );
+
+        stop.send(()).unwrap();
+        server.await.unwrap().unwrap();
+    }
 }
