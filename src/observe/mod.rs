@@ -550,29 +550,25 @@ mod tests {
         sink.record(execution(&select));
         sink.record(execution(&SqlText::new(PANICS_IN_ANALYSIS)));
         sink.record(execution(&select));
-        let calls = |observer: &Observer| -> Vec<u64> {
-            let registry = observer.registry();
-            registry.by_total_time().iter().map(|s| s.calls).collect()
-        };
+        // Wait until the one fingerprint has `n` calls.
         let deadline = std::time::Instant::now() + Duration::from_secs(10);
-        while calls(&observer) != [2] {
-            assert!(
-                std::time::Instant::now() < deadline,
-                "counted: {:?}",
-                calls(&observer)
-            );
+        let counted = |n: u64| loop {
+            let calls: Vec<u64> = observer
+                .registry()
+                .by_total_time()
+                .iter()
+                .map(|s| s.calls)
+                .collect();
+            if calls == [n] {
+                return;
+            }
+            assert!(std::time::Instant::now() < deadline, "counted: {calls:?}");
             std::thread::sleep(Duration::from_millis(10));
-        }
+        };
+        counted(2);
         // In a later batch too.
         sink.record(execution(&select));
-        while calls(&observer) != [3] {
-            assert!(
-                std::time::Instant::now() < deadline,
-                "counted: {:?}",
-                calls(&observer)
-            );
-            std::thread::sleep(Duration::from_millis(10));
-        }
+        counted(3);
         assert!(!observer.registry.is_poisoned());
         assert_eq!(observer.dropped(), 0);
     }
