@@ -303,11 +303,11 @@ impl Sources {
         &self,
         flag: &'static str,
         default: T,
-        parse: impl FnOnce(&str) -> Result<T, ConfigError>,
+        parse: impl FnOnce(&'static str, &str) -> Result<T, ConfigError>,
     ) -> Result<T, ConfigError> {
         match self.get(flag) {
             None => Ok(default),
-            Some((v, origin)) => parse(v).map_err(|e| ConfigError { origin, ..e }),
+            Some((v, origin)) => parse(flag, v).map_err(|e| ConfigError { origin, ..e }),
         }
     }
 }
@@ -344,60 +344,52 @@ impl Config {
 
     fn resolve(src: &Sources) -> Result<Config, ConfigError> {
         Ok(Config {
-            listen: src.parse("listen", DEFAULT_LISTEN.to_owned(), |v| {
-                parse_host_port("listen", v)
+            listen: src.parse("listen", DEFAULT_LISTEN.to_owned(), parse_host_port)?,
+            upstream: src.parse("upstream", DEFAULT_UPSTREAM.to_owned(), |_, v| {
+                parse_upstream(v)
             })?,
-            upstream: src.parse("upstream", DEFAULT_UPSTREAM.to_owned(), parse_upstream)?,
-            log_format: src.parse("log-format", LogFormat::Text, |v| match v {
+            log_format: src.parse("log-format", LogFormat::Text, |flag, v| match v {
                 "text" => Ok(LogFormat::Text),
                 "json" => Ok(LogFormat::Json),
-                _ => Err(bad("log-format", v, "expected text or json")),
+                _ => Err(bad(flag, v, "expected text or json")),
             })?,
             max_client_connections: src.parse(
                 "max-client-connections",
                 DEFAULT_MAX_CLIENT_CONNECTIONS,
-                |v| parse_count("max-client-connections", v),
+                parse_count,
             )?,
-            shutdown_grace: src.parse("shutdown-grace", DEFAULT_SHUTDOWN_GRACE, |v| {
-                parse_duration("shutdown-grace", v)
-            })?,
-            connect_timeout: src.parse("connect-timeout", DEFAULT_CONNECT_TIMEOUT, |v| {
-                parse_duration("connect-timeout", v)
-            })?,
-            http_listen: src.parse("http-listen", DEFAULT_HTTP_LISTEN.to_owned(), |v| {
-                parse_host_port("http-listen", v)
-            })?,
-            max_fingerprints: src.parse("max-fingerprints", DEFAULT_MAX_FINGERPRINTS, |v| {
-                parse_count("max-fingerprints", v)
-            })?,
-            export_top: src.parse("export-top", DEFAULT_EXPORT_TOP, |v| {
-                parse_count("export-top", v)
-            })?,
-            latency_target: src.parse("latency-target", DEFAULT_LATENCY_TARGET, |v| {
-                parse_duration("latency-target", v)
-            })?,
-            analysis: src.parse("analysis", true, |v| match v {
+            shutdown_grace: src.parse("shutdown-grace", DEFAULT_SHUTDOWN_GRACE, parse_duration)?,
+            connect_timeout: src.parse(
+                "connect-timeout",
+                DEFAULT_CONNECT_TIMEOUT,
+                parse_duration,
+            )?,
+            http_listen: src.parse(
+                "http-listen",
+                DEFAULT_HTTP_LISTEN.to_owned(),
+                parse_host_port,
+            )?,
+            max_fingerprints: src.parse(
+                "max-fingerprints",
+                DEFAULT_MAX_FINGERPRINTS,
+                parse_count,
+            )?,
+            export_top: src.parse("export-top", DEFAULT_EXPORT_TOP, parse_count)?,
+            latency_target: src.parse("latency-target", DEFAULT_LATENCY_TARGET, parse_duration)?,
+            analysis: src.parse("analysis", true, |flag, v| match v {
                 "on" | "true" => Ok(true),
                 "off" | "false" => Ok(false),
-                _ => Err(bad("analysis", v, "expected on or off")),
+                _ => Err(bad(flag, v, "expected on or off")),
             })?,
-            workers: src.parse("workers", crate::proxy::default_workers(), |v| {
-                parse_count("workers", v)
-            })?,
-            n1_threshold: src.parse(
-                "n1-threshold",
-                DEFAULT_N1_THRESHOLD,
-                |v| match parse_count("n1-threshold", v)? {
-                    1 => Err(bad(
-                        "n1-threshold",
-                        v,
-                        "a burst needs at least 2 repetitions",
-                    )),
+            workers: src.parse("workers", crate::proxy::default_workers(), parse_count)?,
+            n1_threshold: src.parse("n1-threshold", DEFAULT_N1_THRESHOLD, |flag, v| {
+                match parse_count(flag, v)? {
+                    1 => Err(bad(flag, v, "a burst needs at least 2 repetitions")),
                     n => Ok(n),
-                },
-            )?,
-            relay_io: src.parse("relay-io", crate::proxy::RelayIo::Auto, |v| {
-                v.parse().map_err(|why| bad("relay-io", v, why))
+                }
+            })?,
+            relay_io: src.parse("relay-io", crate::proxy::RelayIo::Auto, |flag, v| {
+                v.parse().map_err(|why| bad(flag, v, why))
             })?,
         })
     }

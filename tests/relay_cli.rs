@@ -2669,13 +2669,7 @@ async fn each_relay_io_relays_and_says_which_it_uses() {
 fn unknown_flag_exits_2_with_one_line() {
     let out = run(pgscope_command().arg("--bogus-flag"), TIMEOUT);
     assert_eq!(out.status.code(), Some(2), "{out}");
-    let lines: Vec<&str> = out
-        .stderr
-        .lines()
-        .filter(|l| !l.trim().is_empty())
-        .collect();
-    assert_eq!(lines.len(), 1, "{out}");
-    assert!(lines[0].contains("--bogus-flag"), "{out}");
+    assert!(out.only_stderr_line().contains("--bogus-flag"), "{out}");
     assert!(out.stdout.is_empty(), "{out}");
 }
 
@@ -2701,9 +2695,7 @@ fn listen_address_in_use_exits_1() {
             TIMEOUT,
         );
         assert_eq!(out.status.code(), Some(1), "{out}");
-        let lines: Vec<&str> = out.stderr.lines().filter(|l| !l.is_empty()).collect();
-        assert_eq!(lines.len(), 1, "{out}");
-        let line = lines[0];
+        let line = out.only_stderr_line();
         if format == "json" {
             let record: serde_json::Value =
                 serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {out}"));
@@ -2743,20 +2735,15 @@ fn malformed_upstream_exits_2_with_one_line() {
             }
             let out = run(&mut cmd, Duration::from_secs(10));
             assert_eq!(out.status.code(), Some(2), "{value}: {out}");
-            let lines: Vec<&str> = out
-                .stderr
-                .lines()
-                .filter(|l| !l.trim().is_empty())
-                .collect();
-            assert_eq!(lines.len(), 1, "{value}: {out}");
-            assert!(lines[0].contains("--upstream"), "{value}: {out}");
-            assert!(lines[0].contains(why), "{value}: {out}");
+            let line = out.only_stderr_line();
+            assert!(line.contains("--upstream"), "{value}: {out}");
+            assert!(line.contains(why), "{value}: {out}");
             assert_eq!(
-                lines[0].contains("PGSCOPE_UPSTREAM"),
+                line.contains("PGSCOPE_UPSTREAM"),
                 from_env,
                 "{value}: {out}"
             );
-            assert!(!lines[0].contains("secret"), "{value}: {out}");
+            assert!(!line.contains("secret"), "{value}: {out}");
             assert!(out.stdout.is_empty(), "{value}: {out}");
         }
     }

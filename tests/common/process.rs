@@ -120,6 +120,17 @@ impl CmdOutput {
         self
     }
 
+    /// The one non-blank line the program wrote to stderr; panics (showing everything it
+    /// printed) if it wrote none or several.
+    #[track_caller]
+    pub fn only_stderr_line(&self) -> &str {
+        let mut lines = self.stderr.lines().filter(|l| !l.trim().is_empty());
+        match (lines.next(), lines.next()) {
+            (Some(line), None) => line,
+            _ => panic!("expected exactly one line on stderr: {self}"),
+        }
+    }
+
     /// Panic unless the program exited non-zero.
     #[track_caller]
     pub fn assert_failure(self) -> Self {
