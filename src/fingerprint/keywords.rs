@@ -553,6 +553,20 @@ const fn build_flags() -> [u8; KEYWORDS.len()] {
     flags
 }
 
+/// Append keyword `k`, upper-case, to `out`. Its padded words are stored as one fixed-size
+/// write and the excess cut off, which is cheaper than a `memcpy` call of a few bytes.
+#[inline]
+pub(crate) fn write_keyword(k: Kw, out: &mut Vec<u8>) {
+    let p = &PADDED[k as usize];
+    let mut buf = [0u8; WORDS * 8];
+    for (chunk, word) in buf.chunks_exact_mut(8).zip(p) {
+        chunk.copy_from_slice(&word.to_le_bytes());
+    }
+    let len = out.len() + KEYWORDS[k as usize].len();
+    out.extend_from_slice(&buf);
+    out.truncate(len);
+}
+
 /// The keyword `word` is (any case), if it is one.
 #[inline]
 pub(crate) fn lookup(word: &[u8]) -> Option<Kw> {
@@ -583,7 +597,7 @@ fn load(s: &[u8], at: usize, len: usize) -> u64 {
 /// 5 upper-cases the letters and maps no other identifier byte onto a letter or `_`, so the
 /// padded key equals a keyword's exactly when the word is that keyword in some case. The words
 /// are loaded straight from the input, eight bytes at a time.
-#[inline]
+#[inline(always)]
 pub(crate) fn lookup_in(s: &[u8], start: usize, end: usize) -> Option<Kw> {
     let len = end - start;
     if !(2..=MAX_LEN).contains(&len) {
@@ -672,6 +686,15 @@ pub(crate) mod kw {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn write_keyword_appends_exactly_the_keyword() {
+        for (i, k) in KEYWORDS.iter().enumerate() {
+            let mut out = b"x ".to_vec();
+            write_keyword(i as Kw, &mut out);
+            assert_eq!(out, format!("x {k}").as_bytes());
+        }
+    }
 
     #[test]
     fn every_keyword_is_found_in_any_case() {

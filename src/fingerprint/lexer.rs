@@ -242,7 +242,7 @@ pub(crate) mod work {
 
 /// A word, or a string/quoted identifier with a one-letter prefix (`E'`, `B'`, `X'`, `N'`,
 /// `U&'`, `U&"`).
-#[inline]
+#[inline(always)]
 fn lex_word_or_prefixed(s: &[u8], i: usize) -> (Tok, usize) {
     let c = s[i];
     match (c | 0x20, s.get(i + 1).copied()) {

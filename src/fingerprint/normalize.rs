@@ -416,7 +416,7 @@ impl Pass<'_> {
                     fold_name(&bytes[1..bytes.len() - 1], self.out, false);
                     self.out.push(b'"');
                 } else {
-                    self.out.extend_from_slice(bytes);
+                    push_from(self.out, s, t.start, t.end);
                 }
                 self.wrote(Cls::QIdent, None);
                 self.name_prev_kw = name_prev;
@@ -513,8 +513,7 @@ impl Pass<'_> {
                 let first = !self.stmt_started;
                 let prev_kw = self.prev_kw;
                 self.space(Cls::Keyword);
-                self.out
-                    .extend_from_slice(keywords::KEYWORDS[k as usize].as_bytes());
+                keywords::write_keyword(k, self.out);
                 self.wrote(Cls::Keyword, Some(k));
                 if first && k == kw::SET {
                     self.set_part = SetPart::Name;
@@ -540,7 +539,7 @@ impl Pass<'_> {
                     fold_name(bytes, self.out, true);
                 } else {
                     let start = self.out.len();
-                    self.out.extend_from_slice(bytes);
+                    push_from(self.out, self.s, t.start, t.end);
                     self.out[start..].make_ascii_lowercase();
                 }
                 self.wrote(Cls::Ident, None);
@@ -943,6 +942,26 @@ fn is_django_savepoint(name: &[u8]) -> bool {
         && counter.iter().all(u8::is_ascii_digit)
 }
 
+/// `out.extend_from_slice(&s[start..end])`, with the common short case done as one
+/// fixed-size copy and the excess cut off: most names are a few bytes, where a `memcpy` call
+/// costs more than the copy.
+#[inline(always)]
+fn push_from(out: &mut Vec<u8>, s: &[u8], start: usize, end: usize) {
+    const CHUNK: usize = 16;
+    if end - start <= CHUNK {
+        if let Some(chunk) = s
+            .get(start..start + CHUNK)
+            .and_then(|c| <&[u8; CHUNK]>::try_from(c).ok())
+        {
+            let len = out.len() + (end - start);
+            out.extend_from_slice(chunk);
+            out.truncate(len);
+            return;
+        }
+    }
+    out.extend_from_slice(&s[start..end]);
+}
+
 // ---- numbers -------------------------------------------------------------------------------
 
 /// Decimal digits as a number, saturating at `u32::MAX`.
@@ -966,6 +985,10 @@ fn write_u32(out: &mut [u8], mut n: u32) {
 }
 
 fn push_u32(out: &mut Vec<u8>, mut n: u32) {
+    if n < 10 {
+        out.push(b'0' + n as u8);
+        return;
+    }
     let mut buf = [0u8; 10];
     let mut i = buf.len();
     loop {
@@ -982,6 +1005,28 @@ fn push_u32(out: &mut Vec<u8>, mut n: u32) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn push_from_copies_exactly_the_range() {
+        let s: Vec<u8> = (0..40u8).map(|b| b'a' + b % 26).collect();
+        for start in 0..=s.len() {
+            for end in start..=s.len() {
+                let mut out = b"pre".to_vec();
+                push_from(&mut out, &s, start, end);
+                assert_eq!(&out[..3], b"pre");
+                assert_eq!(&out[3..], &s[start..end], "{start}..{end}");
+            }
+        }
+    }
+
+    #[test]
+    fn push_u32_writes_decimal() {
+        for n in [0, 1, 9, 10, 11, 99, 100, 12345, u32::MAX] {
+            let mut out = b"$".to_vec();
+            push_u32(&mut out, n);
+            assert_eq!(out, format!("${n}").as_bytes());
+        }
+    }
 
     fn folded(name: &str, lower: bool) -> String {
         let mut out = Vec::new();
