@@ -446,6 +446,15 @@ impl Loop {
         };
         conn.ending = Some(end);
         if conn.inflight > 0 {
+            // A cancel finds only the operations the kernel has started. A recv linked behind
+            // a send starts when the send completes, which may be after the cancel has run
+            // (the send's completion in this very turn, its successor issued on the next
+            // `io_uring_enter`, after that call's submissions): it would wait on a silent
+            // server or client forever, and the connection would never close. Shut both
+            // sockets for reading first: a recv then returns at once, whenever it starts.
+            // (Writing stays open, for the error `report_end` may still send.)
+            let _ = conn.client.shutdown(Shutdown::Read);
+            let _ = conn.upstream.shutdown(Shutdown::Read);
             let (client, upstream) = (conn.client.as_raw_fd(), conn.upstream.as_raw_fd());
             self.ring.cancel(client, slot);
             self.ring.cancel(upstream, slot);
