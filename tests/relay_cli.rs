@@ -2373,6 +2373,85 @@ fn clients_that_vanish_after_a_query_leave_nothing_open() {
     all_connections_closed(&proxy, pg.port());
 }
 
+/// The server restarts (fast shutdown) under 30 clients, 10 of them in the middle of a query:
+/// each gets the server's own FATAL (57P01, `admin_shutdown`) and then its end, the proxy
+/// holds nothing of them afterwards, and once the server is back new clients get in.
+#[test]
+fn a_server_restart_ends_every_client_and_new_ones_get_in() {
+    let mut pg = PgServer::start();
+    let proxy = ProxyProcess::start(pg.port());
+    let conn = proxy.conn();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let (clients, drivers, queries) = rt.block_on(async {
+        let mut clients = Vec::new();
+        let mut drivers = Vec::new();
+        for _ in 0..30 {
+            let (client, connection) = tokio_postgres::connect(&conn.dsn(), NoTls)
+                .await
+                .expect("connect through the proxy");
+            drivers.push(tokio::spawn(connection));
+            client.simple_query("SELECT 1").await.unwrap();
+            clients.push(Arc::new(client));
+        }
+        let queries: Vec<_> = clients[..10]
+            .iter()
+            .map(|c| {
+                let c = c.clone();
+                tokio::spawn(async move { c.simple_query("SELECT pg_sleep(60)").await })
+            })
+            .collect();
+        // Every query has reached its backend before the server goes down.
+        let direct = common::connect(&ConnInfo::new(pg.port()).dsn())
+            .await
+            .unwrap();
+        eventually("the 10 queries to run", TIMEOUT, || async {
+            let row = direct
+                .query_one(
+                    "SELECT count(*) FROM pg_stat_activity WHERE query = 'SELECT pg_sleep(60)'",
+                    &[],
+                )
+                .await
+                .unwrap();
+            row.get::<_, i64>(0) == 10
+        })
+        .await;
+        (clients, drivers, queries)
+    });
+    pg.restart();
+    rt.block_on(async {
+        for query in queries {
+            let err = tokio::time::timeout(TIMEOUT, query)
+                .await
+                .expect("a query still waits after the restart")
+                .unwrap()
+                .expect_err("a query survived the restart");
+            assert_eq!(err.code(), Some(&SqlState::ADMIN_SHUTDOWN), "{err}");
+        }
+        for (i, driver) in drivers.into_iter().enumerate() {
+            let end = tokio::time::timeout(TIMEOUT, driver)
+                .await
+                .expect("a connection is still open after the restart")
+                .unwrap()
+                .expect_err("a connection ended without an error");
+            if i >= 10 {
+                // An idle client reads the FATAL as its connection's end; the busy ones got
+                // it as their query's error (above), then the end of the stream.
+                assert_eq!(end.code(), Some(&SqlState::ADMIN_SHUTDOWN), "{end}");
+            }
+        }
+        assert!(clients.iter().all(|c| c.is_closed()));
+    });
+    all_connections_closed(&proxy, pg.port());
+    rt.block_on(async {
+        let client = conn
+            .connect()
+            .await
+            .expect("a new client after the restart");
+        let row = client.query_one("SELECT 41 + 1", &[]).await.unwrap();
+        assert_eq!(row.get::<_, i32>(0), 42);
+    });
+}
+
 /// The TCP sockets process `pid` holds for relayed connections, as `state local->remote`
 /// (ports): those accepted on port `listen` (not the listening socket) and those connected to
 /// port `upstream`.
