@@ -2454,7 +2454,8 @@ fn a_server_restart_ends_every_client_and_new_ones_get_in() {
 
 /// The TCP sockets process `pid` holds for relayed connections, as `state local->remote`
 /// (ports): those accepted on port `listen` (not the listening socket) and those connected to
-/// port `upstream`.
+/// port `upstream`. A socket its peer has reset is no longer in the kernel's table and is not
+/// listed; the proxy's count of open clients still tells of its connection.
 fn relay_sockets(pid: u32, listen: u16, upstream: u16) -> Vec<String> {
     let inodes: HashSet<String> = fs::read_dir(format!("/proc/{pid}/fd"))
         .unwrap()

@@ -15,8 +15,9 @@
 //! only compacted or resized while its direction has nothing in flight, so every pointer handed
 //! to the kernel stays valid until its completion arrives.
 //!
-//! A connection that ends cancels what it still has in flight and is closed when the last of
-//! its completions arrives; only then are its buffers freed.
+//! A connection that ends shuts its sockets for reading (so that a recv still to start returns
+//! at once), cancels what it still has in flight, and is closed when the last of its
+//! completions arrives; only then are its buffers freed.
 //!
 //! The ring is set up `SINGLE_ISSUER | DEFER_TASKRUN` (Linux 6.1): completions are processed
 //! in this thread when it asks for them, not in interrupts of whatever runs when data arrives.
@@ -447,12 +448,12 @@ impl Loop {
         conn.ending = Some(end);
         if conn.inflight > 0 {
             // A cancel finds only the operations the kernel has started. A recv linked behind
-            // a send starts when the send completes, which may be after the cancel has run
-            // (the send's completion in this very turn, its successor issued on the next
-            // `io_uring_enter`, after that call's submissions): it would wait on a silent
-            // server or client forever, and the connection would never close. Shut both
-            // sockets for reading first: a recv then returns at once, whenever it starts.
-            // (Writing stays open, for the error `report_end` may still send.)
+            // a send starts when the send completes, and that can be after the cancel has run
+            // (seen when a client left while the server's answer to it was being sent): the
+            // recv would then wait on a silent server or client forever, and the connection,
+            // with its backend, would never close. Shut both sockets for
+            // reading first: a recv then returns at once, whenever it starts. (Writing stays
+            // open, for the error `report_end` may still send.)
             let _ = conn.client.shutdown(Shutdown::Read);
             let _ = conn.upstream.shutdown(Shutdown::Read);
             let (client, upstream) = (conn.client.as_raw_fd(), conn.upstream.as_raw_fd());
