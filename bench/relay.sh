@@ -429,6 +429,15 @@ WORKLOADS=(
     "tpcb-c8|8|2|"
     "latency-select-c1|1|1|-S"
 )
+# ONLY=name,name: run just these workloads (to look at one row with more rounds).
+if [[ -n ${ONLY:-} ]]; then
+    picked=()
+    for wl in "${WORKLOADS[@]}"; do
+        [[ ,$ONLY, == *",${wl%%|*},"* ]] && picked+=("$wl")
+    done
+    (( ${#picked[@]} > 0 )) || die "ONLY=$ONLY names no workload (${WORKLOADS[*]%%|*})"
+    WORKLOADS=("${picked[@]}")
+fi
 
 cpu_ticks() {   # utime+stime of a process (all its threads), in clock ticks; empty if none
     [[ -n $1 && -r /proc/$1/stat ]] || { echo ""; return; }
