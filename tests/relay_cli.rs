@@ -2326,10 +2326,7 @@ fn all_connections_closed(proxy: &ProxyProcess, upstream: u16) {
     let deadline = Instant::now() + TIMEOUT;
     loop {
         let metrics = common::get_ok(http, "/metrics");
-        let open = metrics
-            .lines()
-            .find_map(|l| l.strip_prefix("pgscope_client_connections "))
-            .and_then(|v| v.parse::<f64>().ok());
+        let open = common::metric(&metrics, "pgscope_client_connections");
         let sockets = relay_sockets(proxy.pid(), proxy.port(), upstream);
         if open == Some(0.0) && sockets.is_empty() {
             return;

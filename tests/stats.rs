@@ -6,7 +6,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{get, get_ok, run, ConnInfo, PgServer, ProxyProcess, TIMEOUT};
+use common::{get, get_ok, metric, run, ConnInfo, PgServer, ProxyProcess, TIMEOUT};
 use serde_json::Value;
 
 /// Literal values sent in the workload that must never appear in the exports.
@@ -64,12 +64,6 @@ fn wait_for(http: u16, what: &str, done: impl Fn(&[Value]) -> bool) -> Vec<Value
 
 fn calls(q: Option<&Value>) -> u64 {
     q.and_then(|q| q["calls"].as_u64()).unwrap_or(0)
-}
-
-/// A metric's value for a label set, from the exposition text.
-fn metric(text: &str, series: &str) -> Option<f64> {
-    text.lines()
-        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
 }
 
 #[test]

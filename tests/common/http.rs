@@ -41,3 +41,9 @@ pub fn get_ok(port: u16, path: &str) -> String {
     assert_eq!(status, 200, "GET {path}: {body}");
     body
 }
+
+/// A metric's value for a label set (`name` or `name{labels}`), from the exposition text.
+pub fn metric(text: &str, series: &str) -> Option<f64> {
+    text.lines()
+        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
+}

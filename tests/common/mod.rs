@@ -33,7 +33,7 @@ mod proxy;
 mod scratch;
 
 pub use client::{connect, python, ConnInfo};
-pub use http::{get, get_ok, request};
+pub use http::{get, get_ok, metric, request};
 pub use postgres::{PgServer, Role, MD5, PASSWORD, SCRAM};
 pub use process::{free_port, is_listening, remove_env_prefix, run, run_with_stdin, CmdOutput};
 pub use proxy::{ProxyHandle, ProxyProcess};
