@@ -591,3 +591,52 @@ fn other_methods_get_405_with_allow() {
         assert!(head.contains("\r\nallow: get, head"), "{method}: {head}");
     }
 }
+
+/// The observer thread runs as `SCHED_BATCH`, so that its waking up never preempts a backend or
+/// the relay (on 2 cores that cost 4% of TPC-B's TPS, `bench/relay.sh`); the relay threads
+/// stay normal threads, which must preempt to keep the latency low.
+#[test]
+fn the_observer_is_a_batch_thread_and_the_relay_is_not() {
+    const SCHED_OTHER: &str = "0";
+    const SCHED_BATCH: &str = "3";
+    let proxy = ProxyProcess::start(common::free_port());
+    // name → scheduling policy of every thread (field 41 of /proc/PID/task/TID/stat)
+    let threads = || -> Vec<(String, String)> {
+        let tasks = std::fs::read_dir(format!("/proc/{}/task", proxy.pid())).unwrap();
+        tasks
+            .filter_map(|t| {
+                let t = t.ok()?.path();
+                let name = std::fs::read_to_string(t.join("comm")).ok()?;
+                let stat = std::fs::read_to_string(t.join("stat")).ok()?;
+                // After "pid (comm) " the words start at field 3.
+                let rest = &stat[stat.rfind(") ")? + 2..];
+                let policy = rest.split_whitespace().nth(41 - 3)?;
+                Some((name.trim().to_string(), policy.to_string()))
+            })
+            .collect()
+    };
+    let policy_of = |prefix: &str| -> Vec<String> {
+        threads()
+            .into_iter()
+            .filter(|(name, _)| name.starts_with(prefix))
+            .map(|(_, policy)| policy)
+            .collect()
+    };
+    // The observer sets its policy as it starts running, which may be just after the listen.
+    let deadline = Instant::now() + TIMEOUT;
+    while policy_of("pgscope-observe") != [SCHED_BATCH] {
+        assert!(
+            Instant::now() < deadline,
+            "the observer thread's policy: {:?} (threads: {:?})",
+            policy_of("pgscope-observe"),
+            threads()
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let relay = policy_of("pgscope-conn");
+    assert!(!relay.is_empty(), "no relay thread in {:?}", threads());
+    assert!(
+        relay.iter().all(|p| p == SCHED_OTHER),
+        "relay threads' policies: {relay:?}"
+    );
+}
