@@ -77,7 +77,7 @@ fn one_run_gives_median_ratios_interval_range_and_wins() {
         String::from_utf8_lossy(&out.stderr)
     );
     let r = row(&text);
-    // workload direct pgbouncer pgscope scp/pgb (90% CI) (range) scp/dir scp/off wins cpu...
+    // workload direct pgbouncer pgscope scp/pgb (90% CI) (range) scp/dir scp/off off/pgb wins cpu...
     assert_eq!(&r[1..4], ["2000", "1000", "1050"]);
     assert_eq!(r[4], "1.050", "median of 0.90 0.95 1.05 1.10 1.20");
     let (lo, hi) = r[5].split_once('-').unwrap();
@@ -89,8 +89,12 @@ fn one_run_gives_median_ratios_interval_range_and_wins() {
     assert_eq!(r[6], "0.90-1.20");
     assert_eq!(r[7], "0.525");
     assert_eq!(r[8], "1.000");
-    assert_eq!(r[9], "3/5");
-    assert_eq!(&r[10..13], ["10.0", "10.0", "10.0"]);
+    assert_eq!(
+        r[9], "1.050",
+        "analysis off at pgscope's TPS, against pgbouncer"
+    );
+    assert_eq!(r[10], "3/5");
+    assert_eq!(&r[11..14], ["10.0", "10.0", "10.0"]);
     assert!(!text.contains("<< pgscope slower"), "{text}");
     let _ = std::fs::remove_dir_all(&dir);
 }
@@ -115,7 +119,8 @@ fn runs_are_pooled_round_by_round_and_a_slower_row_is_marked() {
     let r = row(&text);
     assert_eq!(r[4], "0.965", "median of 0.90 0.95 0.96 0.97 0.98 1.01");
     assert_eq!(r[6], "0.90-1.01");
-    assert_eq!(r[9], "1/6");
+    assert_eq!(r[9], "0.965");
+    assert_eq!(r[10], "1/6");
     assert!(
         text.lines()
             .any(|l| l.starts_with("select-simple-c8") && l.contains("<< pgscope slower")),
