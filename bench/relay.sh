@@ -94,8 +94,9 @@ FNR == 1 { file++; next }
 }
 END {
     if (file > 1) printf "pooled over %d CSV files, %d rounds in all\n\n", file, nr;
-    printf "%-20s %9s %9s %9s %7s %9s %9s %7s %7s %7s %5s %7s %7s %7s  %s\n", "workload", "direct", "pgbouncer", "pgscope", "scp/pgb", "(90% CI)", "(range)", "scp/dir", "scp/off", "off/pgb", "wins", "cpu pgb", "cpu scp", "cpu off", "";
-    printf "%-20s %9s %9s %9s %7s %9s %9s %7s %7s %7s %5s %7s %7s %7s\n", "", "tps", "tps", "tps", "", "", "", "", "", "", "", "us/tx", "us/tx", "us/tx";
+    cols = "%-20s %9s %9s %9s %7s %9s %9s %7s %7s %7s %5s %7s %7s %7s";   # one format for the header and the rows
+    printf cols "  %s\n", "workload", "direct", "pgbouncer", "pgscope", "scp/pgb", "(90% CI)", "(range)", "scp/dir", "scp/off", "off/pgb", "wins", "cpu pgb", "cpu scp", "cpu off", "";
+    printf cols "\n", "", "tps", "tps", "tps", "", "", "", "", "", "", "", "us/tx", "us/tx", "us/tx";
     for (i = 1; i <= nw; i++) {
         w = order[i];
         d = med_of(w, "direct", "tps"); b = med_of(w, "pgbouncer", "tps"); s = scope_on ? med_of(w, "pgscope", "tps") : "";
@@ -107,7 +108,7 @@ END {
         if (foreign[w]) mark = mark " (foreign load)";
         ro = scope_on ? med_ratio(w, "pgscope", "scope-off", "tps") : "";
         rob = scope_on ? med_ratio(w, "scope-off", "pgbouncer", "tps") : "";
-        printf "%-20s %9s %9s %9s %7s %9s %9s %7s %7s %7s %5s %7s %7s %7s  %s\n", w, fmt(d, "%.0f"), fmt(b, "%.0f"), fmt(s, "%.0f"),
+        printf cols "  %s\n", w, fmt(d, "%.0f"), fmt(b, "%.0f"), fmt(s, "%.0f"),
             fmt(rb, "%.3f"), scope_on ? boot(w) : "-", scope_on ? ratio_range(w) : "-", fmt(rd, "%.3f"), fmt(ro, "%.3f"), fmt(rob, "%.3f"), scope_on ? wins(w) : "-",
             fmt(cpu_us(w, "pgbouncer"), "%.1f"), scope_on ? fmt(cpu_us(w, "pgscope"), "%.1f") : "-",
             scope_on ? fmt(cpu_us(w, "scope-off"), "%.1f") : "-", mark;
