@@ -2703,6 +2703,80 @@ fn a_client_gone_in_the_middle_of_a_stalled_result_ends_its_connection() {
     assert_eq!(proxy.stats().client_connections.load(Ordering::Relaxed), 1);
 }
 
+/// The server stops reading a client's messages (a `pg_sleep` is under way) while the client
+/// goes on sending queries, one at a time, until the proxy is stuck sending to the server
+/// (the client's own writes then block). The backend is terminated, so that send fails. On
+/// io_uring most such sends have the client's next read linked behind them and post a
+/// completion only when they fail, in place of the read's (a send of a read that reached past
+/// the first 4 KiB of the buffer has nothing linked: a fifth of them with these queries, so
+/// three connections are stuck one after the other). Each connection must end on both sides,
+/// and another connection of the same relay thread go on.
+#[test]
+fn a_send_stuck_on_a_server_that_is_then_terminated_ends_its_connection() {
+    let pg = PgServer::start();
+    let proxy = ProxyHandle::start(pg.port());
+    let mut other = RawConn::connect(proxy.port());
+    other.startup("postgres", "app");
+    // About 1 KB, and paced, so that the proxy reads each query on its own.
+    let query = frame(
+        b'Q',
+        format!("SELECT 1 /* {} */\0", "x".repeat(1000)).as_bytes(),
+    );
+    for round in 1..=3 {
+        let mut stuck = RawConn::connect(proxy.port());
+        let pid = backend_pid(&stuck.startup("postgres", "app"));
+        stuck.send(&frame(b'Q', b"SELECT pg_sleep(60)\0"));
+        poll_until("the backend never slept", || {
+            wait_event(&pg, pid) == "PgSleep"
+        });
+        stuck.stream.set_nonblocking(true).unwrap();
+        let deadline = Instant::now() + TIMEOUT;
+        let (mut written, mut blocked_since) = (0, None);
+        loop {
+            assert!(Instant::now() < deadline, "the proxy never stopped reading");
+            match stuck.stream.write(&query[written..]) {
+                Ok(n) => {
+                    blocked_since = None;
+                    written = (written + n) % query.len();
+                    if written == 0 {
+                        thread::sleep(Duration::from_micros(50));
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    let since = *blocked_since.get_or_insert_with(Instant::now);
+                    if since.elapsed() > Duration::from_millis(300) {
+                        break;
+                    }
+                    thread::sleep(Duration::from_millis(1));
+                }
+                Err(e) => panic!("writing to the proxy failed: {e}"),
+            }
+        }
+        let terminated = pg.psql(&format!("SELECT pg_terminate_backend({pid})"));
+        assert_eq!(terminated.trim(), "t");
+        stuck.stream.set_nonblocking(false).unwrap();
+        let mut rest = Vec::new();
+        if let Err(e) = stuck.stream.read_to_end(&mut rest) {
+            // The proxy closes with the client's queries unread: a reset, not a timeout.
+            assert_eq!(e.kind(), io::ErrorKind::ConnectionReset, "{e}");
+        }
+        proxy.wait_for_closed(round, TIMEOUT);
+    }
+    other.send(&frame(b'Q', b"SELECT 42\0"));
+    let mut tags = Vec::new();
+    while let Some((tag, body)) = other.read_message().expect("the other client failed") {
+        tags.push(tag);
+        if tag == b'D' {
+            assert!(body.ends_with(b"42"), "{body:?}");
+        }
+        if tag == b'Z' {
+            break;
+        }
+    }
+    assert_eq!(tags, b"TDCZ");
+    assert_eq!(proxy.stats().client_connections.load(Ordering::Relaxed), 1);
+}
+
 /// Shutdown cuts a connection whose result is stalled on a client that does not read (the
 /// proxy is blocked sending to it) once the grace period is over: `serve` returns, and the
 /// backend ends.

@@ -15,6 +15,15 @@
 //! only compacted or resized while its direction has nothing in flight, so every pointer handed
 //! to the kernel stays valid until its completion arrives.
 //!
+//! A linked send is also marked `IOSQE_CQE_SKIP_SUCCESS`: a send that takes all its bytes
+//! (nearly every one: loopback sockets have room) posts no completion, and the recv's
+//! completion says that both are done. Otherwise a send that completed at once satisfied the
+//! very `io_uring_enter` that submitted it, and the thread went round once more only to note
+//! it: two system calls per message instead of one, and at that return the thread was often
+//! preempted by the backend its send had just woken, to be scheduled again for that nothing.
+//! A send that fails (or comes short) does post its completion, and the kernel then skips the
+//! cancelled recv's, so a chain always ends in exactly one completion.
+//!
 //! A connection that ends shuts its sockets for reading (so that a recv still to start returns
 //! at once), cancels what it still has in flight, and is closed when the last of its
 //! completions arrives; only then are its buffers freed.
@@ -138,7 +147,10 @@ pub(super) fn run(ring: IoUring, event: &EventFd, mut jobs: mpsc::Receiver<Job>,
         return;
     }
     let mut lp = Loop {
-        ring: Ring(ring),
+        ring: Ring {
+            quiet_sends: ring.params().is_feature_skip_cqe_on_success(),
+            io: ring,
+        },
         conns: Slots::default(),
         clock: ClockSource::new(),
     };
@@ -163,7 +175,7 @@ pub(super) fn run(ring: IoUring, event: &EventFd, mut jobs: mpsc::Receiver<Job>,
             // Completions of cancelled operations come promptly; the timeout bounds the wait.
             lp.ring.submit_and_wait_for(Duration::from_millis(100))
         } else {
-            lp.ring.0.submit_and_wait(1).map(drop)
+            lp.ring.io.submit_and_wait(1).map(drop)
         };
         match wait {
             Ok(()) => {}
@@ -179,7 +191,7 @@ pub(super) fn run(ring: IoUring, event: &EventFd, mut jobs: mpsc::Receiver<Job>,
         }
         done.extend(
             lp.ring
-                .0
+                .io
                 .completion()
                 .take(COMPLETIONS_PER_TURN)
                 .map(|c| (c.user_data(), c.result())),
@@ -224,22 +236,27 @@ pub(super) fn run(ring: IoUring, event: &EventFd, mut jobs: mpsc::Receiver<Job>,
 }
 
 /// The ring, and the one place entries are queued.
-struct Ring(IoUring);
+struct Ring {
+    io: IoUring,
+    /// The kernel can skip the completion of an operation that succeeds (Linux 5.17).
+    quiet_sends: bool,
+}
 
 impl Ring {
-    /// Queue `entry`; `false` (logged) if the submission ring is full even after handing what
-    /// it holds to the kernel, which the per-turn caps rule out.
+    /// Queue `entries`, one after the other with nothing between them (a linked chain must
+    /// be whole), or none of them: `false` (logged) if the submission ring has no room for
+    /// them even after handing what it holds to the kernel, which the per-turn caps rule out.
     ///
     /// # Safety
-    /// Every buffer `entry` points to must stay valid, and must not be moved, read (for a
+    /// Every buffer an entry points to must stay valid, and must not be moved, read (for a
     /// `recv`) or written (for a `send`) by anyone else, until its completion arrives.
-    unsafe fn push(&mut self, entry: &squeue::Entry) -> bool {
+    unsafe fn push_all(&mut self, entries: &[squeue::Entry]) -> bool {
         for _ in 0..2 {
             // SAFETY: the caller's promise.
-            if unsafe { self.0.submission().push(entry) }.is_ok() {
+            if unsafe { self.io.submission().push_multiple(entries) }.is_ok() {
                 return true;
             }
-            if let Err(e) = self.0.submit() {
+            if let Err(e) = self.io.submit() {
                 tracing::error!(error = %e, "relay thread cannot submit to its io_uring");
                 break;
             }
@@ -253,7 +270,7 @@ impl Ring {
             .build()
             .user_data(WAKE);
         // SAFETY: a poll has no buffer; the eventfd lives as long as the thread.
-        unsafe { self.push(&poll) };
+        unsafe { self.push_all(&[poll]) };
     }
 
     /// Cancel every operation on `fd`; their completions say `ECANCELED`.
@@ -262,14 +279,14 @@ impl Ring {
             .build()
             .user_data(op(slot, CANCEL));
         // SAFETY: a cancel has no buffer.
-        unsafe { self.push(&cancel) };
+        unsafe { self.push_all(&[cancel]) };
     }
 
     /// Submit what is queued and wait at most `timeout` for one completion.
     fn submit_and_wait_for(&mut self, timeout: Duration) -> io::Result<()> {
         let ts = types::Timespec::from(timeout);
         let args = types::SubmitArgs::new().timespec(&ts);
-        self.0.submitter().submit_with_args(1, &args).map(drop)
+        self.io.submitter().submit_with_args(1, &args).map(drop)
     }
 }
 
@@ -286,9 +303,9 @@ struct Conn {
     front: Pump,
     /// Server to client.
     back: Pump,
-    /// Whether the send in flight in that direction has the next recv linked behind it.
-    front_linked: bool,
-    back_linked: bool,
+    /// What the send in flight in that direction has behind it.
+    front_chain: Chain,
+    back_chain: Chain,
     tracker: Tracker,
     max_message: usize,
     lease: Lease,
@@ -316,6 +333,18 @@ impl Conn {
     }
 }
 
+/// What a direction's send in flight has behind it.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Chain {
+    /// Nothing: its completion asks for the next operation.
+    Alone,
+    /// The next recv, linked; both complete.
+    Linked,
+    /// The next recv, linked, and the send, of this many bytes, posts a completion only if it
+    /// fails: one completion ends the chain, the recv's or (on failure) the send's.
+    Quiet(usize),
+}
+
 struct Loop {
     ring: Ring,
     conns: Slots<Conn>,
@@ -325,7 +354,9 @@ struct Loop {
 /// One direction of a connection, as the loop drives it.
 struct Way<'a> {
     pump: &'a mut Pump,
-    linked: &'a mut bool,
+    chain: &'a mut Chain,
+    /// The connection's operations in flight.
+    inflight: &'a mut u32,
     src: i32,
     dst: i32,
     /// The op of its recv (`FRONT_RECV` or `BACK_RECV`); its send's is the next one.
@@ -360,8 +391,8 @@ impl Loop {
                 upstream: job.upstream,
                 front: Pump::new(Direction::Frontend, FRONTEND_BUFFER),
                 back: Pump::new(Direction::Backend, BACKEND_BUFFER),
-                front_linked: false,
-                back_linked: false,
+                front_chain: Chain::Alone,
+                back_chain: Chain::Alone,
                 tracker: job.tracker,
                 max_message: job.max_message,
                 lease: job.lease,
@@ -394,9 +425,28 @@ impl Loop {
         let Some(conn) = self.conns.get(slot) else {
             return;
         };
-        conn.inflight -= 1;
         let ending = conn.ending.is_some();
         let (mut way, tracker) = way(conn, kind);
+        // Whether this completion is the last one of an operation counted in `inflight`.
+        let mut last = true;
+        if let Chain::Quiet(len) = *way.chain {
+            if kind == way.recv {
+                // The send posted nothing, so it sent all its bytes.
+                way.pump.sent(len);
+                *way.chain = Chain::Linked;
+            } else if usize::try_from(result) == Ok(len) {
+                // Sent whole and reported all the same (the kernel says it does not): the
+                // recv behind it will complete too, and that ends the chain.
+                *way.chain = Chain::Linked;
+                last = false;
+            } else {
+                // Failed or short: the recv was cancelled without a completion of its own.
+                *way.chain = Chain::Alone;
+            }
+        }
+        if last {
+            *way.inflight -= 1;
+        }
         let outcome = if ending {
             // Only the bytes a cancelled send still delivered are counted (they decide
             // whether the client may be sent an error at a message boundary).
@@ -435,7 +485,7 @@ impl Loop {
         };
         let (mut way, _) = way(conn, kind);
         match next(&mut way, op(slot, 0), &mut self.ring) {
-            Ok(queued) => conn.inflight += queued,
+            Ok(completions) => *way.inflight += completions,
             Err(end) => self.end(slot, end),
         }
     }
@@ -467,10 +517,10 @@ impl Loop {
 /// The direction operation `kind` of `conn` belongs to, and the connection's tracker.
 fn way(conn: &mut Conn, kind: u64) -> (Way<'_>, &mut Tracker) {
     let (client, upstream) = (conn.client.as_raw_fd(), conn.upstream.as_raw_fd());
-    let (pump, linked, src, dst, recv, max_frame) = if kind < BACK_RECV {
+    let (pump, chain, src, dst, recv, max_frame) = if kind < BACK_RECV {
         (
             &mut conn.front,
-            &mut conn.front_linked,
+            &mut conn.front_chain,
             client,
             upstream,
             FRONT_RECV,
@@ -479,7 +529,7 @@ fn way(conn: &mut Conn, kind: u64) -> (Way<'_>, &mut Tracker) {
     } else {
         (
             &mut conn.back,
-            &mut conn.back_linked,
+            &mut conn.back_chain,
             upstream,
             client,
             BACK_RECV,
@@ -488,7 +538,8 @@ fn way(conn: &mut Conn, kind: u64) -> (Way<'_>, &mut Tracker) {
     };
     let way = Way {
         pump,
-        linked,
+        chain,
+        inflight: &mut conn.inflight,
         src,
         dst,
         recv,
@@ -531,46 +582,53 @@ fn sent(way: &mut Way<'_>, result: i32) -> Result<bool, End> {
             io::Error::new(io::ErrorKind::WriteZero, "short send"),
         ));
     }
-    Ok(!*way.linked)
+    Ok(*way.chain == Chain::Alone)
 }
 
 /// Queue what moves direction `way` on: its send, with the next recv linked when the buffer
-/// allows, or its recv; `base` is the slot's `user_data`. Returns how many were queued.
+/// allows, or its recv; `base` is the slot's `user_data`. Returns how many completions the
+/// queued operations will post.
 fn next(way: &mut Way<'_>, base: u64, ring: &mut Ring) -> Result<u32, End> {
     let send_op = way.send();
     let pump = &mut *way.pump;
-    let mut entries = [None, None];
     if pump.ready > 0 {
-        let link = pump.malformed.is_none() && room_stays(pump);
         let unsent = pump.unsent();
-        let send = opcode::Send::new(types::Fd(way.dst), unsent.as_ptr(), unsent.len() as u32)
+        let len = unsent.len();
+        let send = opcode::Send::new(types::Fd(way.dst), unsent.as_ptr(), len as u32)
             .flags(libc::MSG_NOSIGNAL | libc::MSG_WAITALL)
             .build()
             .user_data(base | send_op);
-        *way.linked = link;
-        if link {
-            entries[0] = Some(send.flags(squeue::Flags::IO_LINK));
-            entries[1] = Some(recv_entry(pump, way.src, base | way.recv));
-        } else {
-            entries[0] = Some(send);
+        if pump.malformed.is_none() && room_stays(pump) {
+            let (flags, chain, completions) = if ring.quiet_sends {
+                let flags = squeue::Flags::IO_LINK | squeue::Flags::SKIP_SUCCESS;
+                (flags, Chain::Quiet(len), 1)
+            } else {
+                (squeue::Flags::IO_LINK, Chain::Linked, 2)
+            };
+            let pair = [
+                send.clone().flags(flags),
+                recv_entry(pump, way.src, base | way.recv),
+            ];
+            // SAFETY: as below.
+            if unsafe { ring.push_all(&pair) } {
+                *way.chain = chain;
+                return Ok(completions);
+            }
         }
-    } else if let Some(why) = pump.malformed {
+        *way.chain = Chain::Alone;
+        // SAFETY: as below.
+        return Ok(u32::from(unsafe { ring.push_all(&[send]) }));
+    }
+    if let Some(why) = pump.malformed {
         return Err(End::Malformed(pump.dir, why));
-    } else {
-        pump.make_room();
-        entries[0] = Some(recv_entry(pump, way.src, base | way.recv));
     }
-    let mut queued = 0;
-    for entry in entries.iter().flatten() {
-        // SAFETY: the entries point into this direction's buffer, which is boxed with the
-        // connection, and is neither moved (`make_room` runs only with nothing in flight) nor
-        // touched by this thread until their completions arrive; a connection is freed only
-        // when nothing of it is in flight.
-        if unsafe { ring.push(entry) } {
-            queued += 1;
-        }
-    }
-    Ok(queued)
+    pump.make_room();
+    let recv = recv_entry(pump, way.src, base | way.recv);
+    // SAFETY (here and above): the entries point into this direction's buffer, which is boxed
+    // with the connection, and is neither moved (`make_room` runs only with nothing in flight)
+    // nor touched by this thread until their completions arrive; a connection is freed only
+    // when nothing of it is in flight.
+    Ok(u32::from(unsafe { ring.push_all(&[recv]) }))
 }
 
 fn recv_entry(pump: &mut Pump, fd: i32, user_data: u64) -> squeue::Entry {
