@@ -22,7 +22,8 @@
 //! it: two system calls per message instead of one, and at that return the thread was often
 //! preempted by the backend its send had just woken, to be scheduled again for that nothing.
 //! A send that fails (or comes short) does post its completion, and the kernel then skips the
-//! cancelled recv's, so a chain always ends in exactly one completion.
+//! cancelled recv's, so a chain always ends in exactly one completion. (Kernels since 5.17 can
+//! skip completions; [`supported`] checks, and the relay runs on epoll where they cannot.)
 //!
 //! A connection that ends shuts its sockets for reading (so that a recv still to start returns
 //! at once), cancels what it still has in flight, and is closed when the last of its
@@ -86,6 +87,12 @@ fn builder() -> io_uring::Builder {
 /// seccomp profile blocks it (Docker's default), or with `kernel.io_uring_disabled`.
 pub(super) fn supported() -> io::Result<()> {
     let ring = builder().build(8)?;
+    if !ring.params().is_feature_skip_cqe_on_success() {
+        return Err(io::Error::new(
+            io::ErrorKind::Unsupported,
+            "io_uring cannot skip the completions of successful sends",
+        ));
+    }
     let mut probe = io_uring::Probe::new();
     ring.submitter().register_probe(&mut probe)?;
     for (code, name) in [
@@ -147,10 +154,7 @@ pub(super) fn run(ring: IoUring, event: &EventFd, mut jobs: mpsc::Receiver<Job>,
         return;
     }
     let mut lp = Loop {
-        ring: Ring {
-            quiet_sends: ring.params().is_feature_skip_cqe_on_success(),
-            io: ring,
-        },
+        ring: Ring(ring),
         conns: Slots::default(),
         clock: ClockSource::new(),
     };
@@ -175,7 +179,7 @@ pub(super) fn run(ring: IoUring, event: &EventFd, mut jobs: mpsc::Receiver<Job>,
             // Completions of cancelled operations come promptly; the timeout bounds the wait.
             lp.ring.submit_and_wait_for(Duration::from_millis(100))
         } else {
-            lp.ring.io.submit_and_wait(1).map(drop)
+            lp.ring.0.submit_and_wait(1).map(drop)
         };
         match wait {
             Ok(()) => {}
@@ -191,7 +195,7 @@ pub(super) fn run(ring: IoUring, event: &EventFd, mut jobs: mpsc::Receiver<Job>,
         }
         done.extend(
             lp.ring
-                .io
+                .0
                 .completion()
                 .take(COMPLETIONS_PER_TURN)
                 .map(|c| (c.user_data(), c.result())),
@@ -236,11 +240,7 @@ pub(super) fn run(ring: IoUring, event: &EventFd, mut jobs: mpsc::Receiver<Job>,
 }
 
 /// The ring, and the one place entries are queued.
-struct Ring {
-    io: IoUring,
-    /// The kernel can skip the completion of an operation that succeeds (Linux 5.17).
-    quiet_sends: bool,
-}
+struct Ring(IoUring);
 
 impl Ring {
     /// Queue `entries`, one after the other with nothing between them (a linked chain must
@@ -253,10 +253,10 @@ impl Ring {
     unsafe fn push_all(&mut self, entries: &[squeue::Entry]) -> bool {
         for _ in 0..2 {
             // SAFETY: the caller's promise.
-            if unsafe { self.io.submission().push_multiple(entries) }.is_ok() {
+            if unsafe { self.0.submission().push_multiple(entries) }.is_ok() {
                 return true;
             }
-            if let Err(e) = self.io.submit() {
+            if let Err(e) = self.0.submit() {
                 tracing::error!(error = %e, "relay thread cannot submit to its io_uring");
                 break;
             }
@@ -286,7 +286,7 @@ impl Ring {
     fn submit_and_wait_for(&mut self, timeout: Duration) -> io::Result<()> {
         let ts = types::Timespec::from(timeout);
         let args = types::SubmitArgs::new().timespec(&ts);
-        self.io.submitter().submit_with_args(1, &args).map(drop)
+        self.0.submitter().submit_with_args(1, &args).map(drop)
     }
 }
 
@@ -303,9 +303,10 @@ struct Conn {
     front: Pump,
     /// Server to client.
     back: Pump,
-    /// What the send in flight in that direction has behind it.
-    front_chain: Chain,
-    back_chain: Chain,
+    /// The length of the send in flight in that direction if the next recv is linked behind
+    /// it (a quiet send: it posts a completion only if it fails).
+    front_quiet: Option<usize>,
+    back_quiet: Option<usize>,
     tracker: Tracker,
     max_message: usize,
     lease: Lease,
@@ -333,18 +334,6 @@ impl Conn {
     }
 }
 
-/// What a direction's send in flight has behind it.
-#[derive(Clone, Copy, Debug, PartialEq)]
-enum Chain {
-    /// Nothing: its completion asks for the next operation.
-    Alone,
-    /// The next recv, linked; both complete.
-    Linked,
-    /// The next recv, linked, and the send, of this many bytes, posts a completion only if it
-    /// fails: one completion ends the chain, the recv's or (on failure) the send's.
-    Quiet(usize),
-}
-
 struct Loop {
     ring: Ring,
     conns: Slots<Conn>,
@@ -354,7 +343,7 @@ struct Loop {
 /// One direction of a connection, as the loop drives it.
 struct Way<'a> {
     pump: &'a mut Pump,
-    chain: &'a mut Chain,
+    quiet: &'a mut Option<usize>,
     /// The connection's operations in flight.
     inflight: &'a mut u32,
     src: i32,
@@ -391,8 +380,8 @@ impl Loop {
                 upstream: job.upstream,
                 front: Pump::new(Direction::Frontend, FRONTEND_BUFFER),
                 back: Pump::new(Direction::Backend, BACKEND_BUFFER),
-                front_chain: Chain::Alone,
-                back_chain: Chain::Alone,
+                front_quiet: None,
+                back_quiet: None,
                 tracker: job.tracker,
                 max_message: job.max_message,
                 lease: job.lease,
@@ -427,25 +416,14 @@ impl Loop {
         };
         let ending = conn.ending.is_some();
         let (mut way, tracker) = way(conn, kind);
-        // Whether this completion is the last one of an operation counted in `inflight`.
-        let mut last = true;
-        if let Chain::Quiet(len) = *way.chain {
+        // One completion ends a quiet chain: the recv's, or (when the send failed or came
+        // short, and the recv was cancelled without a completion) the send's.
+        *way.inflight -= 1;
+        if let Some(len) = way.quiet.take() {
             if kind == way.recv {
                 // The send posted nothing, so it sent all its bytes.
                 way.pump.sent(len);
-                *way.chain = Chain::Linked;
-            } else if usize::try_from(result) == Ok(len) {
-                // Sent whole and reported all the same (the kernel says it does not): the
-                // recv behind it will complete too, and that ends the chain.
-                *way.chain = Chain::Linked;
-                last = false;
-            } else {
-                // Failed or short: the recv was cancelled without a completion of its own.
-                *way.chain = Chain::Alone;
             }
-        }
-        if last {
-            *way.inflight -= 1;
         }
         let outcome = if ending {
             // Only the bytes a cancelled send still delivered are counted (they decide
@@ -517,10 +495,10 @@ impl Loop {
 /// The direction operation `kind` of `conn` belongs to, and the connection's tracker.
 fn way(conn: &mut Conn, kind: u64) -> (Way<'_>, &mut Tracker) {
     let (client, upstream) = (conn.client.as_raw_fd(), conn.upstream.as_raw_fd());
-    let (pump, chain, src, dst, recv, max_frame) = if kind < BACK_RECV {
+    let (pump, quiet, src, dst, recv, max_frame) = if kind < BACK_RECV {
         (
             &mut conn.front,
-            &mut conn.front_chain,
+            &mut conn.front_quiet,
             client,
             upstream,
             FRONT_RECV,
@@ -529,7 +507,7 @@ fn way(conn: &mut Conn, kind: u64) -> (Way<'_>, &mut Tracker) {
     } else {
         (
             &mut conn.back,
-            &mut conn.back_chain,
+            &mut conn.back_quiet,
             upstream,
             client,
             BACK_RECV,
@@ -538,7 +516,7 @@ fn way(conn: &mut Conn, kind: u64) -> (Way<'_>, &mut Tracker) {
     };
     let way = Way {
         pump,
-        chain,
+        quiet,
         inflight: &mut conn.inflight,
         src,
         dst,
@@ -567,7 +545,8 @@ fn received(
     }
 }
 
-/// A send completed: `Ok(true)` if the direction should go on (no recv was linked to it).
+/// A send completed: `Ok(true)` (the direction goes on) unless it failed. (A quiet send, with
+/// the next recv linked, completes only when it fails or comes short.)
 fn sent(way: &mut Way<'_>, result: i32) -> Result<bool, End> {
     let dir = way.pump.dir;
     if result < 0 {
@@ -582,7 +561,7 @@ fn sent(way: &mut Way<'_>, result: i32) -> Result<bool, End> {
             io::Error::new(io::ErrorKind::WriteZero, "short send"),
         ));
     }
-    Ok(*way.chain == Chain::Alone)
+    Ok(true)
 }
 
 /// Queue what moves direction `way` on: its send, with the next recv linked when the buffer
@@ -599,23 +578,17 @@ fn next(way: &mut Way<'_>, base: u64, ring: &mut Ring) -> Result<u32, End> {
             .build()
             .user_data(base | send_op);
         if pump.malformed.is_none() && room_stays(pump) {
-            let (flags, chain, completions) = if ring.quiet_sends {
-                let flags = squeue::Flags::IO_LINK | squeue::Flags::SKIP_SUCCESS;
-                (flags, Chain::Quiet(len), 1)
-            } else {
-                (squeue::Flags::IO_LINK, Chain::Linked, 2)
-            };
             let pair = [
-                send.clone().flags(flags),
+                send.clone()
+                    .flags(squeue::Flags::IO_LINK | squeue::Flags::SKIP_SUCCESS),
                 recv_entry(pump, way.src, base | way.recv),
             ];
             // SAFETY: as below.
             if unsafe { ring.push_all(&pair) } {
-                *way.chain = chain;
-                return Ok(completions);
+                *way.quiet = Some(len);
+                return Ok(1);
             }
         }
-        *way.chain = Chain::Alone;
         // SAFETY: as below.
         return Ok(u32::from(unsafe { ring.push_all(&[send]) }));
     }
