@@ -117,7 +117,7 @@ pub struct Args {
     )]
     pub n1_threshold: Option<String>,
 
-    /// Relay threads; established connections are spread over them [default: one per two CPUs, at least one].
+    /// Relay threads; established connections are spread over them [default: one per CPU].
     #[arg(
         long,
         env = "PGSCOPE_WORKERS",

@@ -91,14 +91,16 @@ impl Default for ProxyConfig {
     }
 }
 
-/// One relay thread per two CPUs (at least one): pgscope shares its machine with the
-/// application or the database, and one thread that gathers many sockets' events per wakeup
-/// costs less CPU per statement than two that each wake for fewer. On 2 cores
-/// (`bench/relay.sh`, 8 clients) two relay threads cost 12–15 µs of proxy CPU per pgbench
-/// transaction against 12–14 µs for one, and reached 0.85–1.00× pgbouncer's TPS against
-/// 0.96–1.01× for one.
+/// One relay thread per CPU. A single relay thread is a point every round trip passes through
+/// twice: while it waits for a CPU, every connection waits, and under load the CPUs go idle
+/// for lack of anything else to run. Alternated on 2 cores (`pgbench -S`, 8 rounds of 6 s,
+/// 2026-11-27, the io_uring loop), two relay threads made 1.04× the TPS of one at 8 clients,
+/// 1.05× at 32, 1.25× with `-M prepared` and 1.05–1.17× with `-M extended` at 32, and the
+/// host's idle time fell from about 6% to 1–3%; with `-M extended` at 8 clients (0.98×) and
+/// TPC-B (0.98× and 1.10× in two sets) they were level. An idle relay thread costs nothing,
+/// and each one only wakes for its own connections.
 pub fn default_workers() -> usize {
-    std::thread::available_parallelism().map_or(1, |n| (n.get() / 2).max(1))
+    std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
 }
 
 /// Counters the relay keeps about itself (read by exporters).
