@@ -2940,9 +2940,11 @@ async fn sigterm_cuts_idle_connections_after_the_grace_period() {
 
 /// `--relay-io`: each loop relays, and the log says which one runs. `io_uring` on a kernel
 /// (or under a seccomp profile) without it must fail to start with exit code 1, naming it.
+/// Without `--workers` there is one relay thread per CPU, and the same line says how many.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn each_relay_io_relays_and_says_which_it_uses() {
     let pg = PgServer::start();
+    let cpus = std::thread::available_parallelism().unwrap().get();
     for (flag, expect) in [
         ("epoll", &["io=\"epoll\""][..]),
         ("io_uring", &["io=\"io_uring\""][..]),
@@ -2983,6 +2985,10 @@ async fn each_relay_io_relays_and_says_which_it_uses() {
         assert!(
             expect.iter().any(|e| line.contains(e)),
             "--relay-io {flag}: {line}"
+        );
+        assert!(
+            line.contains(&format!("threads={cpus} ")),
+            "--relay-io {flag}: not one relay thread per CPU ({cpus}): {line}"
         );
     }
 }
