@@ -31,7 +31,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use common::{free_port, run, CmdOutput, ConnInfo, PgServer, ProxyHandle, ProxyProcess, TIMEOUT};
 use common::{MD5, PASSWORD, SCRAM};
-use pgscope::proxy::{Execution, Protocol};
+use pgscope::proxy::{Execution, Protocol, ProxyConfig};
 use tokio_postgres::error::SqlState;
 use tokio_postgres::types::{FromSql, Type};
 use tokio_postgres::{AsyncMessage, Client, NoTls, SimpleQueryMessage};
@@ -2608,7 +2608,7 @@ fn malformed_frame_during_a_large_result_never_splices_into_a_message() {
 #[test]
 fn a_client_that_stops_reading_stalls_only_its_own_connection() {
     let pg = PgServer::start();
-    let proxy = ProxyHandle::start(pg.port());
+    let proxy = one_relay_thread(pg.port());
     let (mut stalled, pid) = stalled_on_a_large_result(&pg, &proxy);
 
     let mut other = RawConn::connect(proxy.port());
@@ -2681,7 +2681,7 @@ fn wait_until_gone(pg: &PgServer, pid: i32, what: &str) {
 #[test]
 fn a_client_gone_in_the_middle_of_a_stalled_result_ends_its_connection() {
     let pg = PgServer::start();
-    let proxy = ProxyHandle::start(pg.port());
+    let proxy = one_relay_thread(pg.port());
     let mut other = RawConn::connect(proxy.port());
     other.startup("postgres", "app");
     let (stalled, pid) = stalled_on_a_large_result(&pg, &proxy);
@@ -2689,6 +2689,15 @@ fn a_client_gone_in_the_middle_of_a_stalled_result_ends_its_connection() {
     wait_until_gone(&pg, pid, "the vanished client's connection");
     proxy.wait_for_closed(1, TIMEOUT);
     the_other_connection_goes_on(&mut other, &proxy);
+}
+
+/// A proxy with one relay thread (the default is one per CPU), so that every connection of a
+/// test shares it: what stalls or fails on one connection must not hold up the others.
+fn one_relay_thread(upstream_port: u16) -> ProxyHandle {
+    ProxyHandle::start_with(ProxyConfig {
+        workers: 1,
+        ..ProxyHandle::config(upstream_port)
+    })
 }
 
 /// `other`, logged in through `proxy`, still gets an answer, and is the only client left.
@@ -2719,7 +2728,7 @@ fn the_other_connection_goes_on(other: &mut RawConn, proxy: &ProxyHandle) {
 #[test]
 fn a_send_stuck_on_a_server_that_is_then_terminated_ends_its_connection() {
     let pg = PgServer::start();
-    let proxy = ProxyHandle::start(pg.port());
+    let proxy = one_relay_thread(pg.port());
     let mut other = RawConn::connect(proxy.port());
     other.startup("postgres", "app");
     // About 1 KB, and paced, so that the proxy reads each query on its own.
