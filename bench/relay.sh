@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # bench/relay.sh — relay overhead of pgscope, measured against PostgreSQL directly and against
-# pgbouncer (session mode), with pgbench, on this machine only (127.0.0.1).
+# pgbouncer (session mode), with pgbench and a Django page, on this machine only (127.0.0.1).
 #
 # It builds pgscope (release) unless PGSCOPE_BIN is set, starts a throwaway PostgreSQL 15, a
 # pgbouncer and pgscope in front of it, runs the pgbench workloads below against the three
@@ -15,6 +15,9 @@
 #       QUIET_WAIT (30 s): before each run, wait up to this long while a compiler runs (0: never)
 #       BACKENDS (fresh): every run starts on new PostgreSQL backends, for every target (pgbouncer
 #                         is told to RECONNECT first); "kept" lets pgbouncer keep its warm backends
+#       DJANGO (1): 0 leaves out the Django row (it needs the test virtualenv, which
+#                   tests/setup.sh makes when it is missing: $PGSCOPE_TEST_PYTHON, else
+#                   ${PGSCOPE_VENV:-~/.cache/pgscope/venv}/bin/python)
 #   --quick                 ROUNDS=1 DURATION=3 (smoke check)
 #   --dev-fake-pgscope      (development of this script only) run a SECOND pgbouncer in
 #                           pgscope's column instead of pgscope; its numbers mean nothing about pgscope
@@ -121,6 +124,13 @@ END {
         if (scope_on) printf ", pgscope %.1f us (%+.1f us/query)", med_of(w, "pgscope", "lat") * 1000, med_diff(w, "pgscope", "direct", "lat") * 1000;
         printf "\n";
     }
+    w = "django-n1-c1";
+    if (w in seen) {
+        printf "Django page n1/fk/ (21 queries; median of rounds): direct %.2f ms", med_of(w, "direct", "lat");
+        printf ", pgbouncer %.2f ms (%+.0f us/page)", med_of(w, "pgbouncer", "lat"), med_diff(w, "pgbouncer", "direct", "lat") * 1000;
+        if (scope_on) printf ", pgscope %.2f ms (%+.0f us/page)", med_of(w, "pgscope", "lat"), med_diff(w, "pgscope", "direct", "lat") * 1000;
+        printf "\n";
+    }
 }' "$@"
     echo
     echo "ratios: medians of per-round ratios; (90% CI) = bootstrap interval of the scp/pgb median;"
@@ -160,10 +170,12 @@ PGSCOPE_SKIP=${PGSCOPE_SKIP:-0}
 PGSCOPE_ARGS=${PGSCOPE_ARGS:-}
 QUIET_WAIT=${QUIET_WAIT:-30}
 BACKENDS=${BACKENDS:-fresh}
+DJANGO=${DJANGO:-1}
 [[ $ROUNDS =~ ^[1-9][0-9]*$ ]] || { echo "relay.sh: ROUNDS must be a positive integer" >&2; exit 2; }
 [[ $DURATION =~ ^[1-9][0-9]*$ ]] || { echo "relay.sh: DURATION must be whole seconds" >&2; exit 2; }
 [[ $QUIET_WAIT =~ ^[0-9]+$ ]] || { echo "relay.sh: QUIET_WAIT must be whole seconds" >&2; exit 2; }
 [[ $BACKENDS == fresh || $BACKENDS == kept ]] || { echo "relay.sh: BACKENDS must be fresh or kept" >&2; exit 2; }
+[[ $DJANGO == 0 || $DJANGO == 1 ]] || { echo "relay.sh: DJANGO must be 0 or 1" >&2; exit 2; }
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 PGBIN=$(pg_config --bindir 2>/dev/null || echo /usr/lib/postgresql/15/bin)
@@ -422,7 +434,10 @@ fi
 NT=${#TARGETS[@]}
 
 # ---------------------------------------------------------------- workloads -------------------
-# name | clients | threads | pgbench flags
+# name | clients | threads | pgbench flags, or django:ROUTE for a page of the Django demo project
+# (tests/django) requested by bench/django_load.py, one request after another on one persistent
+# connection; a transaction is then one request. n1/fk/ is its N+1 page: 21 queries, one after
+# another, so the proxy's added latency counts 21 times per page.
 WORKLOADS=(
     "select-simple-c8|8|2|-S"
     "select-simple-c32|32|2|-S"
@@ -432,6 +447,7 @@ WORKLOADS=(
     "tpcb-c8|8|2|"
     "latency-select-c1|1|1|-S"
 )
+[[ $DJANGO == 1 ]] && WORKLOADS+=("django-n1-c1|1|1|django:n1/fk/")
 # ONLY=name,name: run just these workloads (to look at one row with more rounds).
 if [[ -n ${ONLY:-} ]]; then
     picked=()
@@ -440,6 +456,30 @@ if [[ -n ${ONLY:-} ]]; then
     done
     (( ${#picked[@]} > 0 )) || die "ONLY=$ONLY names no workload (${WORKLOADS[*]%%|*})"
     WORKLOADS=("${picked[@]}")
+fi
+
+# The Django row: the test virtualenv's Python (made by tests/setup.sh if it is missing), and the
+# demo project's database, migrated and seeded directly against PostgreSQL.
+django_python() {
+    local py=${PGSCOPE_TEST_PYTHON:-${PGSCOPE_VENV:-$HOME/.cache/pgscope/venv}/bin/python}
+    [[ -x $py ]] && "$py" -c 'import django, psycopg' 2>/dev/null && echo "$py"
+}
+DJANGO_DB=app
+if [[ ${WORKLOADS[*]} == *django:* ]]; then
+    DJANGO_PY=$(django_python || true)
+    if [[ -z $DJANGO_PY ]]; then
+        log "no test virtualenv with Django: running tests/setup.sh (log: $OUT_DIR/logs/setup.log)"
+        bash "$REPO/tests/setup.sh" >"$OUT_DIR/logs/setup.log" 2>&1 || die "tests/setup.sh failed (see $OUT_DIR/logs/setup.log)"
+        DJANGO_PY=$(django_python || true)
+        [[ -n $DJANGO_PY ]] || die "still no Python with Django after tests/setup.sh (set PGSCOPE_TEST_PYTHON, or DJANGO=0)"
+    fi
+    log "Django demo database: migrate + seed (directly)"
+    "$PSQL" -h 127.0.0.1 -p "$PG_PORT" -U "$PG_USER" -d "$DB" -XAtq -c "CREATE DATABASE $DJANGO_DB" >/dev/null
+    for cmd in migrate seed; do
+        env PGHOST=127.0.0.1 PGPORT="$PG_PORT" PGUSER="$PG_USER" PGDATABASE="$DJANGO_DB" \
+            "$DJANGO_PY" "$REPO/tests/django/manage.py" "$cmd" >>"$WORK/django-setup.log" 2>&1 \
+            || die "manage.py $cmd failed (log: $OUT_DIR/logs/django-setup.log)"
+    done
 fi
 
 cpu_ticks() {   # utime+stime of a process (all its threads), in clock ticks; empty if none
@@ -514,9 +554,14 @@ for (( r = 1; r <= ROUNDS; r++ )); do
             load=$(cut -d' ' -f1 /proc/loadavg)
             fl0=$(foreign_load)
             out=$OUT_DIR/logs/r${r}-${wname}-${t}.txt
-            # shellcheck disable=SC2086  # flags is a word list
-            "$PGBENCH" -n $flags -c "$clients" -j "$threads" -T "$DURATION" \
-                -h 127.0.0.1 -p "${PORT_OF[$t]}" -U "$PG_USER" "$DB" >"$out" 2>&1 &
+            if [[ $flags == django:* ]]; then
+                env PGUSER="$PG_USER" PGDATABASE="$DJANGO_DB" "$DJANGO_PY" "$REPO/bench/django_load.py" \
+                    --port "${PORT_OF[$t]}" --route "${flags#django:}" --duration "$DURATION" >"$out" 2>&1 &
+            else
+                # shellcheck disable=SC2086  # flags is a word list
+                "$PGBENCH" -n $flags -c "$clients" -j "$threads" -T "$DURATION" \
+                    -h 127.0.0.1 -p "${PORT_OF[$t]}" -U "$PG_USER" "$DB" >"$out" 2>&1 &
+            fi
             CURRENT_BENCH=$!
             rc=0; wait "$CURRENT_BENCH" || rc=$?
             CURRENT_BENCH=""

@@ -129,6 +129,65 @@ fn runs_are_pooled_round_by_round_and_a_slower_row_is_marked() {
 }
 
 #[test]
+fn the_one_client_rows_give_the_latency_each_proxy_adds() {
+    let dir = scratch("latency");
+    // Per round: pgbench -S at 1 client (latency in ms per query) and the Django page (ms per
+    // page), for direct, pgbouncer and pgscope; analysis off as well, which these lines leave out.
+    let rounds = [
+        // (row, direct, pgbouncer, pgscope, off)
+        ("latency-select-c1", 1, 0.045, 0.068, 0.070, 0.069),
+        ("latency-select-c1", 2, 0.047, 0.069, 0.073, 0.070),
+        ("latency-select-c1", 3, 0.046, 0.070, 0.069, 0.071),
+        ("django-n1-c1", 1, 4.00, 4.40, 4.50, 4.45),
+        ("django-n1-c1", 2, 4.20, 4.70, 4.60, 4.65),
+        ("django-n1-c1", 3, 4.10, 4.50, 4.50, 4.50),
+    ];
+    let mut text = format!("{HEADER}\n");
+    for (row, r, direct, bouncer, scope, off) in rounds {
+        for (k, (target, lat)) in [
+            ("direct", direct),
+            ("pgbouncer", bouncer),
+            ("pgscope", scope),
+            ("scope-off", off),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            let tps = 1000.0 / lat;
+            text.push_str(&format!(
+                "{r},{row},{target},{k},1,1,6,{tps:.1},{lat},1000,0,0.02,0.5,0,0\n"
+            ));
+        }
+    }
+    let path = dir.join("latency.csv");
+    std::fs::write(&path, text).unwrap();
+    let out = report(&[&path]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // Medians of the per-round differences: pgbouncer 23, 22, 24 us; pgscope 25, 26, 23 us.
+    assert!(
+        text.contains(
+            "1-client -S latency (median of rounds): direct 46.0 us, pgbouncer 69.0 us \
+             (+23.0 us/query), pgscope 70.0 us (+25.0 us/query)"
+        ),
+        "{text}"
+    );
+    // Per page: pgbouncer +400, +500, +400 us; pgscope +500, +400, +400 us.
+    assert!(
+        text.contains(
+            "Django page n1/fk/ (21 queries; median of rounds): direct 4.10 ms, pgbouncer \
+             4.50 ms (+400 us/page), pgscope 4.50 ms (+400 us/page)"
+        ),
+        "{text}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
 fn report_refuses_what_is_not_a_relay_csv() {
     let dir = scratch("bad");
     let other = dir.join("other.csv");
