@@ -21,6 +21,18 @@ fn report(csvs: &[&Path]) -> Output {
         .expect("run bash")
 }
 
+/// The report of `csvs`, which must succeed.
+fn report_ok(csvs: &[&Path]) -> String {
+    let out = report(csvs);
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    text
+}
+
 /// A relay.csv of `tps.len()` rounds of select-simple-c8, where round `i` has pgbouncer at
 /// 1000 TPS and pgscope at `tps[i]`; direct is 2000 and analysis-off 500, so that each ratio
 /// column has a value of its own.
@@ -70,13 +82,7 @@ fn scratch(name: &str) -> PathBuf {
 fn one_run_gives_median_ratios_interval_range_and_wins() {
     let dir = scratch("one");
     let a = csv(&dir, "a.csv", &[900, 1100, 1200, 950, 1050]);
-    let out = report(&[&a]);
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{text}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let text = report_ok(&[&a]);
     let r = row(&text);
     // workload direct pgbouncer pgscope scp/pgb (90% CI) (range) scp/dir scp/off off/pgb wins cpu...
     assert_eq!(&r[1..4], ["2000", "1000", "1050"]);
@@ -103,13 +109,7 @@ fn runs_are_pooled_round_by_round_and_a_slower_row_is_marked() {
     // Both files number their rounds 1-3; pooled they are six rounds, not three.
     let a = csv(&dir, "a.csv", &[900, 950, 980]);
     let b = csv(&dir, "b.csv", &[960, 970, 1010]);
-    let out = report(&[&a, &b]);
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{text}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let text = report_ok(&[&a, &b]);
     assert!(
         text.contains("pooled over 2 CSV files, 6 rounds in all"),
         "{text}"
@@ -161,13 +161,7 @@ fn the_one_client_rows_give_the_latency_each_proxy_adds() {
     }
     let path = dir.join("latency.csv");
     std::fs::write(&path, text).unwrap();
-    let out = report(&[&path]);
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{text}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let text = report_ok(&[&path]);
     // Medians of the per-round differences: pgbouncer 23, 22, 24 us; pgscope 25, 26, 23 us.
     assert!(
         text.contains(
